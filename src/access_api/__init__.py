@@ -1,0 +1,1 @@
+"""access-api: multi-tenant user and access management for MSPs."""

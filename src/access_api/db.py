@@ -1,0 +1,135 @@
+"""The database engine and the two kinds of session the service uses."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from access_api.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """Holds the engine and session factories.
+
+    `session()` is for request transactions. On SQLite every one of them begins IMMEDIATE:
+    SQLite has one writer at a time, and taking the write lock up front turns check-then-write
+    races into a short queue instead of "database is locked" failures half-way through.
+    `snapshot()` is for long reads (CSV export) that must not hold the write lock.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        snapshots: async_sessionmaker[AsyncSession],
+        *,
+        owns_engine: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.session = sessions
+        self.snapshot = snapshots
+        self._owns_engine = owns_engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        writes = engine.execution_options(sqlite_begin="IMMEDIATE")
+        return cls(
+            engine,
+            async_sessionmaker(writes, expire_on_commit=False, autoflush=False),
+            async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        )
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions that live inside an outer transaction on one connection (tests): the app's
+        commits release savepoints and its rollbacks roll back to them."""
+        sessions = async_sessionmaker(
+            bind=connection,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="create_savepoint",
+        )
+        return cls(connection.engine, sessions, sessions, owns_engine=False)
+
+    async def ping(self, within_seconds: float) -> bool:
+        """Readiness: can a connection run a query in time?"""
+        try:
+            async with asyncio.timeout(within_seconds), self.snapshot() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            # Client-side bound too: a stalled server (not just a slow query) must not hang us.
+            "command_timeout": settings.db_statement_timeout_seconds + 1,
+            "server_settings": {
+                "application_name": "access-api",
+                "statement_timeout": str(statement_ms),
+                "lock_timeout": str(statement_ms),
+                "idle_in_transaction_session_timeout": str(statement_ms * 6),
+                "jit": "off",
+            },
+        },
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (the documented
+    recipe), so SAVEPOINT and BEGIN IMMEDIATE work; WAL lets readers run beside the writer."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin")
+        connection.exec_driver_sql(f"BEGIN {mode}" if mode else "BEGIN")

@@ -1,0 +1,210 @@
+"""Annotated dependency aliases: the session, the caller, the tenant scope and the repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain import access, auth
+from access_api.domain.access import Caller, Scope
+from access_api.domain.audit import Actor, ActorKind, AuditEvent, Changes
+from access_api.domain.errors import Unauthenticated
+from access_api.domain.tenants import Tenant
+from access_api.ids import new_id
+from access_api.repositories.access import AccessRepository
+from access_api.repositories.audit import AuditRepository
+from access_api.repositories.auth import SessionRepository
+from access_api.repositories.tenants import TenantRepository
+from access_api.repositories.users import UserRepository
+from access_api.state import AppState
+
+SESSION_PREFIX = "aas"
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.access
+    return state
+
+
+def _session(request: Request) -> AsyncSession:
+    session: AsyncSession = request.state.session
+    return session
+
+
+def _now(state: Annotated[AppState, Depends(_state)]) -> datetime:
+    return state.clock.now()
+
+
+State = Annotated[AppState, Depends(_state)]
+Session = Annotated[AsyncSession, Depends(_session)]
+Now = Annotated[datetime, Depends(_now)]
+
+
+R = TypeVar("R")
+
+
+def _repository(cls: Callable[[AsyncSession], R]) -> Callable[[AsyncSession], R]:
+    def build(session: Session) -> R:
+        return cls(session)
+
+    return build
+
+
+Tenants = Annotated[TenantRepository, Depends(_repository(TenantRepository))]
+Access = Annotated[AccessRepository, Depends(_repository(AccessRepository))]
+Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
+Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A session token (aas_…), a user API key (aak_…) or an agent token (aag_…)",
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def after_commit(request: Request, hook: Callable[[], None]) -> None:
+    """Run hook once the request's transaction has committed (e.g. wake the mail dispatcher)."""
+    request.state.after_commit.append(hook)
+
+
+# --- the caller ---------------------------------------------------------------------------
+
+CredentialResolver = Callable[[Request, str, AsyncSession, AppState, datetime], Awaitable[Caller]]
+_resolvers: dict[str, CredentialResolver] = {}
+
+
+def credential_resolver(prefix: str) -> Callable[[CredentialResolver], CredentialResolver]:
+    """Register how bearer tokens with this prefix become a Caller."""
+
+    def register(resolver: CredentialResolver) -> CredentialResolver:
+        _resolvers[prefix] = resolver
+        return resolver
+
+    return register
+
+
+@credential_resolver(SESSION_PREFIX)
+async def _resolve_session(
+    request: Request, token: str, session: AsyncSession, state: AppState, now: datetime
+) -> Caller:
+    sessions = SessionRepository(session)
+    found = await sessions.resolve(state.keyring.digest(token))
+    if found is None:
+        raise Unauthenticated("unknown or ended session")
+    login, user = found
+    lifetime = timedelta(hours=state.settings.session_absolute_lifetime_hours)
+    if not auth.is_active(login, user.session_timeout_minutes, lifetime, now):
+        raise Unauthenticated("this session has ended; log in again")
+    if auth.should_touch(login, user.session_timeout_minutes, now):
+        await sessions.touch(login.id, now)
+        login = replace(login, last_seen_at=now)
+    request.state.session_expires_at = auth.expires_at(
+        login, user.session_timeout_minutes, lifetime
+    )
+    return Caller(
+        user_id=user.id,
+        email=user.email,
+        credential=ActorKind.SESSION,
+        credential_id=login.id,
+    )
+
+
+async def _current_caller(
+    request: Request, credentials: Bearer, session: Session, state: State, now: Now
+) -> Caller:
+    if credentials is None:
+        raise Unauthenticated("send a credential as Authorization: Bearer <token>")
+    token = credentials.credentials
+    prefix = token.split("_", 1)[0]
+    resolver = _resolvers.get(prefix)
+    if resolver is None:
+        raise Unauthenticated("unrecognized credential")
+    caller = await resolver(request, token, session, state, now)
+    request.state.caller = caller
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(_current_caller)]
+
+
+# --- the tenant scope ---------------------------------------------------------------------
+
+TenantId = Annotated[UUID, Path(description="The tenant in whose context the call is made")]
+
+
+def requires(permission: str) -> Any:
+    """A dependency resolving the caller's scope in {tenant_id} and demanding a permission."""
+
+    async def scope(tenant_id: TenantId, caller: CurrentCaller, repo: Access, now: Now) -> Scope:
+        facts = await repo.scope_facts(caller, tenant_id, now)
+        resolved = access.resolve_scope(caller, facts, now)
+        access.require(resolved, permission)
+        return resolved
+
+    scope.__doc__ = f"Requires `{permission}` in the tenant's context."
+    return Depends(scope)
+
+
+# --- the audit trail ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Recorder:
+    """Writes audit events into the request's transaction, so a change and its record commit
+    (or roll back) together."""
+
+    repo: AuditRepository
+    request_id: str | None
+    ip: str | None
+    now: datetime
+
+    async def record(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        tenant: Tenant | None,
+        target_type: str,
+        target_id: UUID | None,
+        changes: Changes | None = None,
+    ) -> None:
+        await self.repo.record(
+            [
+                AuditEvent(
+                    id=new_id(),
+                    at=self.now,
+                    actor=actor,
+                    root_id=tenant.root_id if tenant else None,
+                    tenant_id=tenant.id if tenant else None,
+                    action=action,
+                    target_type=target_type,
+                    target_id=target_id,
+                    changes=changes or {},
+                    request_id=self.request_id,
+                    ip=self.ip,
+                )
+            ]
+        )
+
+
+def _recorder(request: Request, session: Session, now: Now) -> Recorder:
+    return Recorder(
+        repo=AuditRepository(session),
+        request_id=getattr(request.state, "request_id", None),
+        ip=client_ip(request),
+        now=now,
+    )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+Audit = Annotated[Recorder, Depends(_recorder)]

@@ -1,0 +1,437 @@
+"""Who may do what where: grants, effective permissions, and the rules for changing access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from access_api.domain.audit import Actor, ActorKind, Changes
+from access_api.domain.errors import (
+    BulkRefused,
+    CannotChangeOwnAccess,
+    DomainError,
+    FieldError,
+    Forbidden,
+    ItemError,
+    LastAdmin,
+    NoAccess,
+    NotFound,
+    PrivilegeEscalation,
+    TenantDisabled,
+    UserOutsideScope,
+    ValidationFailed,
+)
+from access_api.domain.permissions import ADMIN_ROLE
+from access_api.domain.tenants import Tenant
+
+MAX_ROLES_PER_GRANT = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Caller:
+    """The person behind a request and the credential they used. API keys and agents act in
+    the one MSP tree they were issued in; a scoped key can do no more than its permissions."""
+
+    user_id: UUID
+    email: str
+    credential: ActorKind
+    credential_id: UUID
+    root_id: UUID | None = None
+    permission_limit: frozenset[str] | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, kind=self.credential)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Role:
+    id: UUID
+    root_id: UUID
+    key: str
+    name: str
+    permissions: frozenset[str]
+    builtin: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """A user's roles on one tenant; with include_descendants they also reach every tenant
+    below it, present and future."""
+
+    user_id: UUID
+    tenant_id: UUID
+    roles: frozenset[str]
+    include_descendants: bool
+    expires_at: datetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A grant seen from a tenant: depth is how far above that tenant it sits (0: on it)."""
+
+    grant: Grant
+    depth: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Standing:
+    """What one user holds on one tenant."""
+
+    reached: bool
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[str] = frozenset()
+    inheritable: frozenset[str] = frozenset()
+
+
+NO_STANDING = Standing(reached=False)
+
+
+def permissions_of(role_keys: Iterable[str], roles: Mapping[str, Role]) -> frozenset[str]:
+    found: set[str] = set()
+    for key in role_keys:
+        role = roles.get(key)
+        if role is not None:
+            found |= role.permissions
+    return frozenset(found)
+
+
+def standing(
+    held: Iterable[Held],
+    roles: Mapping[str, Role],
+    now: datetime,
+    limit: frozenset[str] | None = None,
+) -> Standing:
+    """Effective permissions on a tenant are the union of the roles granted on it and of the
+    include_descendants grants on its ancestors; expired grants no longer count. A scoped
+    credential (limit) can do no more than both allow."""
+    reached = False
+    role_keys: set[str] = set()
+    inheritable_keys: set[str] = set()
+    for item in held:
+        if not item.grant.live(now):
+            continue
+        if item.depth == 0 or item.grant.include_descendants:
+            reached = True
+            role_keys |= item.grant.roles
+        if item.grant.include_descendants:
+            inheritable_keys |= item.grant.roles
+    permissions = permissions_of(role_keys, roles)
+    inheritable = permissions_of(inheritable_keys, roles)
+    if limit is not None:
+        permissions &= limit
+        inheritable &= limit
+    return Standing(
+        reached=reached,
+        roles=frozenset(role_keys),
+        permissions=permissions,
+        inheritable=inheritable,
+    )
+
+
+def below(held: Iterable[Held]) -> list[Held]:
+    """The same grants seen from a new child of the tenant they were read for."""
+    return [Held(item.grant, item.depth + 1) for item in held]
+
+
+def standing_below(parent: Standing) -> Standing:
+    """What one holds on a new child of a tenant: only what reaches below it."""
+    return Standing(
+        reached=bool(parent.inheritable),
+        permissions=parent.inheritable,
+        inheritable=parent.inheritable,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """A caller acting in one tenant's context ("dashboard")."""
+
+    caller: Caller
+    tenant: Tenant
+    standing: Standing
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        return self.standing.permissions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeFacts:
+    """Everything the database knows about a caller and a tenant, read in one query."""
+
+    tenant: Tenant | None
+    chain_disabled: bool = False
+    member: bool = False
+    has_live_grant_in_tree: bool = False
+    held: Sequence[Held] = ()
+    roles: Mapping[str, Role] = field(default_factory=dict)
+
+
+def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
+    """Reach first, then status, then permission: a tenant outside the caller's reach is
+    absent (404), never forbidden; a member with no role left has no access at all (seed 003);
+    a disabled tenant and everything below it refuse every call made in their context."""
+    tenant = facts.tenant
+    if tenant is None or not facts.member:
+        raise NotFound()
+    if caller.root_id is not None and caller.root_id != tenant.root_id:
+        raise NotFound()
+    if not facts.has_live_grant_in_tree:
+        raise NoAccess()
+    held_standing = standing(facts.held, facts.roles, now, caller.permission_limit)
+    if not held_standing.reached:
+        raise NotFound()
+    if facts.chain_disabled:
+        raise TenantDisabled(f"{tenant.name} (or an account above it) is disabled")
+    return Scope(caller=caller, tenant=tenant, standing=held_standing)
+
+
+def require(scope: Scope, permission: str) -> None:
+    if permission not in scope.permissions:
+        raise Forbidden(f"this action needs the {permission} permission on {scope.tenant.name}")
+
+
+# --- changing access ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRequest:
+    """A wish for one user's roles on one tenant; no roles means no access there."""
+
+    user_id: UUID
+    tenant_id: UUID
+    roles: tuple[str, ...]
+    include_descendants: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantChange:
+    """A grant appearing (before None), changing, or going away (after None)."""
+
+    before: Grant | None
+    after: Grant | None
+
+    @property
+    def grant(self) -> Grant:
+        grant = self.after if self.after is not None else self.before
+        if grant is None:
+            raise ValueError("a grant change needs a before or an after")
+        return grant
+
+    @property
+    def user_id(self) -> UUID:
+        return self.grant.user_id
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self.grant.tenant_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantContext:
+    """The facts a grant change is judged against.
+
+    reachable_tenants: tenants at or below the context, where the caller may change grants.
+    visible_users: users the caller can see from the context (others are absent).
+    caller_standing: the caller's own standing on each reachable tenant involved.
+    current: existing grants on every (user, tenant) pair the change manages.
+    roles: the tree's roles by key.
+    root_id / root_admins: the tree's root and who holds admin there (read under lock).
+    """
+
+    caller: Caller
+    reachable_tenants: frozenset[UUID]
+    visible_users: frozenset[UUID]
+    caller_standing: Mapping[UUID, Standing]
+    current: Mapping[tuple[UUID, UUID], Grant]
+    roles: Mapping[str, Role]
+    root_id: UUID
+    root_admins: frozenset[UUID]
+    now: datetime
+
+
+def plan_grants(
+    requests: Sequence[GrantRequest],
+    context: GrantContext,
+    *,
+    replace_within: Iterable[tuple[UUID, UUID]] = (),
+    item: Literal["user", "tenant"] = "user",
+) -> list[GrantChange]:
+    """Turn wishes into changes. Each requested (user, tenant) pair is set to exactly the
+    requested roles; pairs in replace_within that are not requested lose their grant (replace
+    semantics). Every item is judged and all refusals are reported together (atomic bulk):
+    nobody changes their own access; only users and tenants within reach; nobody grants a
+    role whose permissions they lack there (and, for include_descendants, lack below it); and
+    the tree keeps at least one admin on its root. Refused items are named by user id, or by
+    tenant id when one user's grants are set (item="tenant")."""
+    _check_request_shape(requests)
+    errors: list[ItemError] = []
+    changes: list[GrantChange] = []
+    requested = {(r.user_id, r.tenant_id) for r in requests}
+    for request in requests:
+        item_id = request.user_id if item == "user" else request.tenant_id
+        try:
+            change = _judge(request, context)
+        except DomainError as refusal:
+            errors.append(ItemError(item_id, refusal))
+            continue
+        if change is not None:
+            changes.append(change)
+    for user_id, tenant_id in replace_within:
+        if (user_id, tenant_id) in requested:
+            continue
+        before = context.current.get((user_id, tenant_id))
+        if before is None:
+            continue
+        if user_id == context.caller.user_id:
+            errors.append(
+                ItemError(user_id if item == "user" else tenant_id, CannotChangeOwnAccess())
+            )
+            continue
+        changes.append(GrantChange(before=before, after=None))
+    if errors:
+        raise BulkRefused(errors)
+    ensure_admin_remains(context.root_id, context.root_admins, changes)
+    return changes
+
+
+def _check_request_shape(requests: Sequence[GrantRequest]) -> None:
+    seen: set[tuple[UUID, UUID]] = set()
+    problems: list[FieldError] = []
+    for index, request in enumerate(requests):
+        pair = (request.user_id, request.tenant_id)
+        if pair in seen:
+            problems.append(
+                FieldError(f"items.{index}", "duplicate", "the same user and account twice")
+            )
+        seen.add(pair)
+        if len(request.roles) > MAX_ROLES_PER_GRANT:
+            problems.append(
+                FieldError(
+                    f"items.{index}.roles", "too_many", f"at most {MAX_ROLES_PER_GRANT} roles"
+                )
+            )
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
+    if request.user_id == context.caller.user_id:
+        raise CannotChangeOwnAccess()
+    if request.user_id not in context.visible_users:
+        raise NotFound(f"no user {request.user_id} here")
+    if request.tenant_id not in context.reachable_tenants:
+        raise NotFound(f"no account {request.tenant_id} here")
+    unknown = [key for key in request.roles if key not in context.roles]
+    if unknown:
+        raise NotFound(f"no role {', '.join(unknown)} in this organization")
+    before = context.current.get((request.user_id, request.tenant_id))
+    after = (
+        Grant(
+            user_id=request.user_id,
+            tenant_id=request.tenant_id,
+            roles=frozenset(request.roles),
+            include_descendants=request.include_descendants,
+        )
+        if request.roles
+        else None
+    )
+    if after is not None:
+        ensure_grantable(
+            context.caller_standing.get(request.tenant_id, NO_STANDING),
+            after,
+            before,
+            context.roles,
+        )
+    if before == after or (
+        before is not None
+        and after is not None
+        and (before.roles, before.include_descendants) == (after.roles, after.include_descendants)
+    ):
+        return None
+    return GrantChange(before=before, after=after)
+
+
+def ensure_grantable(
+    caller: Standing, after: Grant, before: Grant | None, roles: Mapping[str, Role]
+) -> None:
+    """You cannot grant what you do not hold: every permission of a newly given role must be
+    yours on that tenant, and one that reaches every tenant below must be yours there too."""
+    widened = before is None or (after.include_descendants and not before.include_descendants)
+    added = after.roles if widened or before is None else after.roles - before.roles
+    needed = permissions_of(added, roles)
+    missing = needed - caller.permissions
+    if after.include_descendants:
+        missing |= needed - caller.inheritable
+    if missing:
+        raise PrivilegeEscalation(
+            "you would grant permissions you do not hold on that account"
+            + (" and every account below it" if after.include_descendants else "")
+            + f": {', '.join(sorted(missing))}"
+        )
+
+
+def grant_changes(change: GrantChange) -> Changes:
+    """A grant change as audit before/after values."""
+    before, after = change.before, change.after
+    return {
+        "tenant_id": {"before": str(change.tenant_id), "after": str(change.tenant_id)},
+        "roles": {
+            "before": sorted(before.roles) if before else [],
+            "after": sorted(after.roles) if after else [],
+        },
+        "include_descendants": {
+            "before": before.include_descendants if before else None,
+            "after": after.include_descendants if after else None,
+        },
+    }
+
+
+def root_admins_after(
+    root_id: UUID, admins: frozenset[UUID], changes: Iterable[GrantChange]
+) -> frozenset[UUID]:
+    remaining = set(admins)
+    for change in changes:
+        if change.tenant_id != root_id:
+            continue
+        had = change.before is not None and ADMIN_ROLE in change.before.roles
+        has = change.after is not None and ADMIN_ROLE in change.after.roles
+        if had and not has:
+            remaining.discard(change.user_id)
+        elif has:
+            remaining.add(change.user_id)
+    return frozenset(remaining)
+
+
+def ensure_admin_remains(
+    root_id: UUID, admins: frozenset[UUID], changes: Iterable[GrantChange]
+) -> None:
+    """An MSP keeps at least one admin on its root: no deletion or demotion may remove the
+    last, or nobody could administer the tree any more. The caller reads admins under a lock
+    on the root, so two admins removing each other at once cannot both succeed."""
+    if admins and not root_admins_after(root_id, admins, changes):
+        raise LastAdmin()
+
+
+def ensure_not_self(caller: Caller, user_id: UUID) -> None:
+    """Nobody changes their own access: an admin could otherwise lock everyone out by accident."""
+    if caller.user_id == user_id:
+        raise CannotChangeOwnAccess()
+
+
+def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> None:
+    """Administration only runs downward: a person (profile, keys, agents, 2FA) may be managed
+    from a tenant only when every grant they hold in the tree sits at or below it. Each chain
+    lists a grant's tenant and its ancestors."""
+    for chain in grant_chains:
+        if context_id not in chain:
+            raise UserOutsideScope()

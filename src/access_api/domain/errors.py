@@ -1,0 +1,212 @@
+"""Every refusal the domain can give, named as a fact, each with a stable code (SPEC §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+from uuid import UUID
+
+
+class DomainError(Exception):
+    """A request the rules refuse. The HTTP edge maps each class to a status."""
+
+    code: ClassVar[str]
+    title: ClassVar[str]
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.title
+        super().__init__(self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one item of a bulk request was refused."""
+
+    id: UUID | str
+    error: DomainError
+
+
+# --- authentication and reach -------------------------------------------------------------
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+    title = "A valid credential is required"
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    title = "Email or password is incorrect"
+
+
+class NoAccess(DomainError):
+    code = "no_access"
+    title = "You have no access to any account; ask an administrator to assign you a role"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    title = "You lack the permission this action needs"
+
+
+class TenantDisabled(DomainError):
+    code = "tenant_disabled"
+    title = "This account is disabled"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    title = "No such resource"
+
+
+# --- self-protection and administration ---------------------------------------------------
+
+
+class CannotDeleteSelf(DomainError):
+    code = "cannot_delete_self"
+    title = "You cannot delete yourself"
+
+
+class CannotChangeOwnAccess(DomainError):
+    code = "cannot_change_own_access"
+    title = "You cannot change your own access"
+
+
+class CannotResetOwnTwoFactor(DomainError):
+    code = "cannot_reset_own_two_factor"
+    title = "You cannot reset your own two-factor authentication"
+
+
+class LastAdmin(DomainError):
+    code = "last_admin"
+    title = "The account must keep at least one administrator"
+
+
+class PrivilegeEscalation(DomainError):
+    code = "privilege_escalation"
+    title = "You cannot grant a role with permissions you do not hold on that account"
+
+
+class UserOutsideScope(DomainError):
+    code = "user_outside_scope"
+    title = "This user has access outside this account; manage them from a higher account"
+
+
+# --- immutable fields and tenant structure ------------------------------------------------
+
+
+class EmailImmutable(DomainError):
+    code = "email_immutable"
+    title = "An email address cannot be changed"
+
+
+class TenantImmutableField(DomainError):
+    code = "tenant_immutable_field"
+    title = "An account's kind and domain prefix cannot be changed"
+
+
+class DomainPrefixTaken(DomainError):
+    code = "domain_prefix_taken"
+    title = "This domain prefix is already in use"
+
+
+class InvalidParent(DomainError):
+    code = "invalid_parent"
+    title = "This kind of account cannot be created here"
+
+
+class ConfirmationRequired(DomainError):
+    code = "confirmation_required"
+    title = 'Deleting accounts needs confirm: "delete"'
+
+
+class HasChildren(DomainError):
+    code = "has_children"
+    title = "This account has accounts below it; pass cascade: true to delete them too"
+
+
+# --- invitations and tokens ---------------------------------------------------------------
+
+
+class InvitationExists(DomainError):
+    code = "invitation_exists"
+    title = "A pending invitation for this email already exists here; resend it instead"
+
+
+class InvalidToken(DomainError):
+    code = "invalid_token"
+    title = "This link is invalid, used, revoked or expired"
+
+
+# --- roles --------------------------------------------------------------------------------
+
+
+class RoleImmutable(DomainError):
+    code = "role_immutable"
+    title = "Built-in roles cannot be changed or deleted"
+
+
+class RoleInUse(DomainError):
+    code = "role_in_use"
+    title = "This role is still granted or offered; remove it from every grant first"
+
+
+class RoleKeyTaken(DomainError):
+    code = "role_key_taken"
+    title = "A role with this key already exists in this organization"
+
+
+# --- request-level conventions ------------------------------------------------------------
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    title = "The request is not valid"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        self.errors = errors
+        super().__init__(detail or "; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+class PreconditionFailed(DomainError):
+    code = "precondition_failed"
+    title = "The resource changed since you read it (If-Match does not match its ETag)"
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was already used with a different request"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    title = "The request conflicts with the current state; retry it"
+
+
+class BulkRefused(DomainError):
+    """A bulk request in which some items break a rule: nothing was changed."""
+
+    code = "bulk_refused"
+    title = "Some items were refused; nothing was changed"
+
+    def __init__(self, errors: list[ItemError]) -> None:
+        self.errors = errors
+        codes = {item.error.code for item in errors}
+        self.shared = errors[0].error if len(codes) == 1 else None
+        super().__init__(
+            f"{len(errors)} item(s) refused: "
+            + "; ".join(f"{item.id}: {item.error.code}" for item in errors)
+        )
+
+
+def raise_if_any(errors: list[ItemError]) -> None:
+    """Bulk actions are atomic: one refused item refuses them all, naming every offender."""
+    if errors:
+        raise BulkRefused(errors)

@@ -1,0 +1,142 @@
+"""The application factory: routers, error handlers, middleware, metrics and lifespan."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from access_api import errors
+from access_api.db import Database
+from access_api.logs import request_id_var
+from access_api.pagination import Cursors
+from access_api.routers import auth, health, me, problems, tenants
+from access_api.services.clock import Clock, SystemClock
+from access_api.services.keyring import Keyring
+from access_api.services.passwords import Passwords
+from access_api.settings import Settings, get_settings
+from access_api.state import AppState
+
+VERSION = "0.1.0"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+DESCRIPTION = """
+Multi-tenant user and access management for managed service providers.
+
+Authenticate with `Authorization: Bearer <token>`: a session token from `POST /v1/auth/login`,
+a user API key, or an agent token. Tenant-scoped calls live under `/v1/tenants/{tenant_id}/…`:
+that tenant is the context in which permissions are checked.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`. Lists are keyset-paginated
+(`limit`, `cursor`, `sort`). Mutations accept an `Idempotency-Key` header; single-resource GETs
+return an `ETag` and PATCH honours `If-Match`.
+"""
+
+
+class RequestContext:
+    """Give every request an id (X-Request-ID, echoed) and secure-by-default headers: answers
+    carry tokens and personal data, so no cache may keep them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers.setdefault("Cache-Control", "no-store")
+                headers["X-Content-Type-Options"] = "nosniff"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    keyring = Keyring(settings.secret)  # fails fast on an unsafe secret
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or Database.connect(settings)
+        app.state.access = AppState(
+            settings=settings,
+            database=db,
+            keyring=keyring,
+            passwords=Passwords(),
+            clock=clock or SystemClock(),
+            cursors=Cursors(keyring),
+        )
+        try:
+            yield
+        finally:
+            if database is None:
+                await db.dispose()
+
+    app = FastAPI(
+        title="access-api",
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (health.router, problems.router, auth.router, me.router, tenants.router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+        )
+    Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=["/metrics"],
+        registry=CollectorRegistry(),
+    ).instrument(app).expose(app, include_in_schema=True, tags=["operations"])
+    app.add_middleware(RequestContext)
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every route refers to the Problem schema; make sure the document defines it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = errors.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

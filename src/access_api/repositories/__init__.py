@@ -1,0 +1,1 @@
+"""The only code that speaks SQL: repositories take and return domain values, never commit."""

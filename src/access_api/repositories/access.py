@@ -1,0 +1,516 @@
+"""Roles, memberships and grants: the facts every permission decision is made from."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain.access import Caller, Grant, GrantChange, Held, Role, ScopeFacts
+from access_api.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES
+from access_api.domain.tenants import Tenant
+from access_api.ids import new_id
+from access_api.repositories.dialect import insert
+from access_api.repositories.orm import (
+    authorization_roles,
+    authorizations,
+    members,
+    roles,
+    tenant_closure,
+    tenants,
+)
+from access_api.repositories.tenants import to_tenant
+
+
+def to_role(row: Row[Any] | Any) -> Role:
+    return Role(
+        id=row.id,
+        root_id=row.root_id,
+        key=row.key,
+        name=row.name,
+        permissions=frozenset(row.permissions),
+        builtin=row.builtin,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
+
+
+class AccessRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- the permission decision --------------------------------------------------------
+
+    async def scope_facts(self, caller: Caller, tenant_id: UUID, now: datetime) -> ScopeFacts:
+        """Everything needed to judge a call in a tenant's context, in one query whatever the
+        depth: the tenant, whether it or an ancestor is disabled, the caller's membership of
+        its tree, and the caller's grants on the tenant and its ancestors with their roles."""
+        target = tenants.alias("target")
+        above = tenants.alias("above")
+        chain = tenant_closure.alias("chain")
+        grant = authorizations.alias("g")
+        held = (
+            sa.select(
+                chain.c.depth.label("depth"),
+                grant.c.tenant_id.label("grant_tenant_id"),
+                grant.c.include_descendants,
+                grant.c.expires_at,
+                roles.c.id.label("role_id"),
+                roles.c.root_id.label("role_root_id"),
+                roles.c.key.label("role_key"),
+                roles.c.name.label("role_name"),
+                roles.c.permissions.label("role_permissions"),
+                roles.c.builtin.label("role_builtin"),
+                roles.c.created_at.label("role_created_at"),
+                roles.c.updated_at.label("role_updated_at"),
+            )
+            .select_from(
+                chain.join(
+                    grant,
+                    sa.and_(
+                        grant.c.tenant_id == chain.c.ancestor_id, grant.c.user_id == caller.user_id
+                    ),
+                )
+                .join(authorization_roles, authorization_roles.c.authorization_id == grant.c.id)
+                .join(roles, roles.c.id == authorization_roles.c.role_id)
+            )
+            .where(
+                chain.c.descendant_id == tenant_id,
+                sa.or_(chain.c.depth == 0, grant.c.include_descendants),
+            )
+            .subquery("held")
+        )
+        disabled = (
+            sa.exists()
+            .where(
+                tenant_closure.c.descendant_id == target.c.id,
+                above.c.id == tenant_closure.c.ancestor_id,
+                above.c.status == "disabled",
+            )
+            .label("chain_disabled")
+        )
+        member = (
+            sa.exists()
+            .where(members.c.root_id == target.c.root_id, members.c.user_id == caller.user_id)
+            .label("member")
+        )
+        live_grant = (
+            sa.exists()
+            .where(
+                authorizations.c.root_id == target.c.root_id,
+                authorizations.c.user_id == caller.user_id,
+                _live(now),
+            )
+            .label("live_grant")
+        )
+        statement = (
+            sa.select(target, disabled, member, live_grant, held)
+            .select_from(target.outerjoin(held, sa.true()))
+            .where(target.c.id == tenant_id, target.c.deleted_at.is_(None))
+        )
+        rows = (await self.session.execute(statement)).all()
+        if not rows:
+            return ScopeFacts(tenant=None)
+        first = rows[0]
+        return ScopeFacts(
+            tenant=to_tenant(first),
+            chain_disabled=bool(first.chain_disabled),
+            member=bool(first.member),
+            has_live_grant_in_tree=bool(first.live_grant),
+            held=_held(caller.user_id, rows),
+            roles=_roles(rows),
+        )
+
+    async def held_on(self, user_id: UUID, tenant_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
+        """A user's grants that could apply on each tenant (on it, or inheritable from above)."""
+        ids = list(set(tenant_ids))
+        found: dict[UUID, list[Held]] = {tenant_id: [] for tenant_id in ids}
+        if not ids:
+            return found
+        rows = await self.session.execute(
+            sa.select(
+                tenant_closure.c.descendant_id,
+                tenant_closure.c.depth,
+                authorizations.c.id,
+                authorizations.c.tenant_id,
+                authorizations.c.include_descendants,
+                authorizations.c.expires_at,
+                roles.c.key,
+            )
+            .select_from(
+                tenant_closure.join(
+                    authorizations,
+                    sa.and_(
+                        authorizations.c.tenant_id == tenant_closure.c.ancestor_id,
+                        authorizations.c.user_id == user_id,
+                    ),
+                )
+                .join(
+                    authorization_roles,
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                )
+                .join(roles, roles.c.id == authorization_roles.c.role_id)
+            )
+            .where(tenant_closure.c.descendant_id.in_(ids))
+        )
+        keys: dict[tuple[UUID, UUID], set[str]] = defaultdict(set)
+        shape: dict[tuple[UUID, UUID], Any] = {}
+        for row in rows:
+            pair = (row.descendant_id, row.id)
+            keys[pair].add(row.key)
+            shape[pair] = row
+        for (tenant_id, grant_id), first in shape.items():
+            grant = Grant(
+                user_id=user_id,
+                tenant_id=first.tenant_id,
+                roles=frozenset(keys[(tenant_id, grant_id)]),
+                include_descendants=first.include_descendants,
+                expires_at=first.expires_at,
+            )
+            found[tenant_id].append(Held(grant, first.depth))
+        return found
+
+    async def reachable(
+        self, user_id: UUID, root_id: UUID | None
+    ) -> list[tuple[Tenant, bool, list[Held], dict[str, Role]]]:
+        """Every live tenant a user's grants touch (their own, and all below an inheritable
+        one), each with whether it is disabled from above, the grants that apply, and their
+        roles; in one query. Limited to one tree for tree-bound credentials."""
+        above = tenants.alias("above")
+        closure_above = tenant_closure.alias("closure_above")
+        disabled = (
+            sa.exists()
+            .where(
+                closure_above.c.descendant_id == tenants.c.id,
+                above.c.id == closure_above.c.ancestor_id,
+                above.c.status == "disabled",
+            )
+            .label("chain_disabled")
+        )
+        statement = (
+            sa.select(
+                tenants,
+                disabled,
+                tenant_closure.c.depth,
+                authorizations.c.tenant_id.label("grant_tenant_id"),
+                authorizations.c.include_descendants,
+                authorizations.c.expires_at,
+                roles.c.id.label("role_id"),
+                roles.c.root_id.label("role_root_id"),
+                roles.c.key.label("role_key"),
+                roles.c.name.label("role_name"),
+                roles.c.permissions.label("role_permissions"),
+                roles.c.builtin.label("role_builtin"),
+                roles.c.created_at.label("role_created_at"),
+                roles.c.updated_at.label("role_updated_at"),
+            )
+            .select_from(
+                authorizations.join(
+                    tenant_closure,
+                    sa.and_(
+                        tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
+                        sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
+                    ),
+                )
+                .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
+                .join(
+                    authorization_roles,
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                )
+                .join(roles, roles.c.id == authorization_roles.c.role_id)
+            )
+            .where(authorizations.c.user_id == user_id, tenants.c.deleted_at.is_(None))
+            .order_by(tenants.c.root_id, tenants.c.name, tenants.c.id)
+        )
+        if root_id is not None:
+            statement = statement.where(authorizations.c.root_id == root_id)
+        by_tenant: dict[UUID, list[Row[Any]]] = {}
+        for row in await self.session.execute(statement):
+            by_tenant.setdefault(row.id, []).append(row)
+        return [
+            (
+                to_tenant(group[0]),
+                bool(group[0].chain_disabled),
+                _held(user_id, group),
+                _roles(group),
+            )
+            for group in by_tenant.values()
+        ]
+
+    # --- roles ---------------------------------------------------------------------------
+
+    async def create_builtin_roles(self, root_id: UUID, now: datetime) -> None:
+        await self.session.execute(
+            sa.insert(roles),
+            [
+                {
+                    "id": new_id(),
+                    "root_id": root_id,
+                    "key": key,
+                    "name": name,
+                    "permissions": sorted(permissions),
+                    "builtin": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key, (name, permissions) in BUILTIN_ROLES.items()
+            ],
+        )
+
+    async def roles(self, root_id: UUID) -> dict[str, Role]:
+        rows = await self.session.execute(sa.select(roles).where(roles.c.root_id == root_id))
+        return {row.key: to_role(row) for row in rows}
+
+    # --- membership ------------------------------------------------------------------------
+
+    async def add_member(self, root_id: UUID, user_id: UUID, now: datetime) -> None:
+        await self.session.execute(
+            insert(self.session, members)
+            .values(root_id=root_id, user_id=user_id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["root_id", "user_id"])
+        )
+
+    async def members_among(self, root_id: UUID, user_ids: Iterable[UUID]) -> frozenset[UUID]:
+        ids = set(user_ids)
+        if not ids:
+            return frozenset()
+        rows = await self.session.execute(
+            sa.select(members.c.user_id).where(
+                members.c.root_id == root_id, members.c.user_id.in_(ids)
+            )
+        )
+        return frozenset(rows.scalars())
+
+    async def visible_from(
+        self, context_id: UUID, root_id: UUID, user_ids: Iterable[UUID], now: datetime
+    ) -> frozenset[UUID]:
+        """Users the context can see: at the root every member of the tree (roleless ones too,
+        so they can be given a role again); below it, those with a live grant on it or below,
+        or an inheritable grant above it."""
+        ids = set(user_ids)
+        if not ids:
+            return frozenset()
+        if context_id == root_id:
+            return await self.members_among(root_id, ids)
+        at_or_below = (
+            sa.select(authorizations.c.user_id)
+            .join(tenant_closure, tenant_closure.c.descendant_id == authorizations.c.tenant_id)
+            .where(tenant_closure.c.ancestor_id == context_id, _live(now))
+        )
+        inherited = (
+            sa.select(authorizations.c.user_id)
+            .join(tenant_closure, tenant_closure.c.ancestor_id == authorizations.c.tenant_id)
+            .where(
+                tenant_closure.c.descendant_id == context_id,
+                tenant_closure.c.depth > 0,
+                authorizations.c.include_descendants,
+                _live(now),
+            )
+        )
+        rows = await self.session.execute(
+            sa.select(authorizations.c.user_id)
+            .where(
+                authorizations.c.user_id.in_(ids),
+                sa.or_(
+                    authorizations.c.user_id.in_(at_or_below),
+                    authorizations.c.user_id.in_(inherited),
+                ),
+            )
+            .distinct()
+        )
+        return frozenset(rows.scalars())
+
+    # --- grants ---------------------------------------------------------------------------
+
+    async def root_admins(self, root_id: UUID, now: datetime) -> frozenset[UUID]:
+        rows = await self.session.execute(
+            sa.select(authorizations.c.user_id)
+            .join(
+                authorization_roles,
+                authorization_roles.c.authorization_id == authorizations.c.id,
+            )
+            .join(roles, roles.c.id == authorization_roles.c.role_id)
+            .where(
+                authorizations.c.tenant_id == root_id,
+                roles.c.key == ADMIN_ROLE,
+                _live(now),
+            )
+        )
+        return frozenset(rows.scalars())
+
+    async def grants(self, pairs: Iterable[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], Grant]:
+        """Existing grants for (user, tenant) pairs."""
+        wanted = set(pairs)
+        if not wanted:
+            return {}
+        users = {user_id for user_id, _ in wanted}
+        rows = await self.session.execute(
+            self._grant_rows().where(authorizations.c.user_id.in_(users))
+        )
+        found = _grants_from(rows.all())
+        return {pair: grant for pair, grant in found.items() if pair in wanted}
+
+    async def grants_of(self, user_id: UUID, root_id: UUID) -> list[Grant]:
+        rows = await self.session.execute(
+            self._grant_rows().where(
+                authorizations.c.user_id == user_id, authorizations.c.root_id == root_id
+            )
+        )
+        return list(_grants_from(rows.all()).values())
+
+    async def grants_on(self, tenant_id: UUID) -> list[Grant]:
+        rows = await self.session.execute(
+            self._grant_rows().where(authorizations.c.tenant_id == tenant_id)
+        )
+        return list(_grants_from(rows.all()).values())
+
+    @staticmethod
+    def _grant_rows() -> sa.Select[Any]:
+        return (
+            sa.select(
+                authorizations.c.user_id,
+                authorizations.c.tenant_id,
+                authorizations.c.include_descendants,
+                authorizations.c.expires_at,
+                roles.c.key,
+            )
+            .select_from(authorizations)
+            .outerjoin(
+                authorization_roles,
+                authorization_roles.c.authorization_id == authorizations.c.id,
+            )
+            .outerjoin(roles, roles.c.id == authorization_roles.c.role_id)
+        )
+
+    async def apply(
+        self,
+        changes: Sequence[GrantChange],
+        *,
+        root_id: UUID,
+        roles_by_key: Mapping[str, Role],
+        now: datetime,
+    ) -> None:
+        """Write grant changes: a grant's role set is replaced whole."""
+        for change in changes:
+            pair = (change.user_id, change.tenant_id)
+            existing = (
+                await self.session.execute(
+                    sa.select(authorizations.c.id).where(
+                        authorizations.c.user_id == pair[0], authorizations.c.tenant_id == pair[1]
+                    )
+                )
+            ).scalar_one_or_none()
+            if change.after is None:
+                if existing is not None:
+                    await self.session.execute(
+                        sa.delete(authorization_roles).where(
+                            authorization_roles.c.authorization_id == existing
+                        )
+                    )
+                    await self.session.execute(
+                        sa.delete(authorizations).where(authorizations.c.id == existing)
+                    )
+                continue
+            if existing is None:
+                existing = new_id()
+                await self.session.execute(
+                    sa.insert(authorizations).values(
+                        id=existing,
+                        root_id=root_id,
+                        user_id=change.after.user_id,
+                        tenant_id=change.after.tenant_id,
+                        include_descendants=change.after.include_descendants,
+                        expires_at=change.after.expires_at,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            else:
+                await self.session.execute(
+                    sa.update(authorizations)
+                    .where(authorizations.c.id == existing)
+                    .values(
+                        include_descendants=change.after.include_descendants,
+                        expires_at=change.after.expires_at,
+                        updated_at=now,
+                    )
+                )
+                await self.session.execute(
+                    sa.delete(authorization_roles).where(
+                        authorization_roles.c.authorization_id == existing
+                    )
+                )
+            await self.session.execute(
+                sa.insert(authorization_roles),
+                [
+                    {"authorization_id": existing, "role_id": roles_by_key[key].id}
+                    for key in sorted(change.after.roles)
+                ],
+            )
+
+
+def _held(user_id: UUID, rows: Sequence[Row[Any]]) -> list[Held]:
+    grouped: dict[tuple[UUID, int], list[Row[Any]]] = defaultdict(list)
+    for row in rows:
+        if row.grant_tenant_id is not None:
+            grouped[(row.grant_tenant_id, row.depth)].append(row)
+    return [
+        Held(
+            Grant(
+                user_id=user_id,
+                tenant_id=tenant_id,
+                roles=frozenset(r.role_key for r in group),
+                include_descendants=group[0].include_descendants,
+                expires_at=group[0].expires_at,
+            ),
+            depth,
+        )
+        for (tenant_id, depth), group in grouped.items()
+    ]
+
+
+def _roles(rows: Sequence[Row[Any]]) -> dict[str, Role]:
+    return {
+        row.role_key: Role(
+            id=row.role_id,
+            root_id=row.role_root_id,
+            key=row.role_key,
+            name=row.role_name,
+            permissions=frozenset(row.role_permissions),
+            builtin=row.role_builtin,
+            created_at=row.role_created_at,
+            updated_at=row.role_updated_at,
+        )
+        for row in rows
+        if row.role_key is not None
+    }
+
+
+def _grants_from(rows: Sequence[Row[Any]]) -> dict[tuple[UUID, UUID], Grant]:
+    keys: dict[tuple[UUID, UUID], set[str]] = defaultdict(set)
+    shape: dict[tuple[UUID, UUID], Row[Any]] = {}
+    for row in rows:
+        pair = (row.user_id, row.tenant_id)
+        shape[pair] = row
+        if row.key is not None:
+            keys[pair].add(row.key)
+    return {
+        pair: Grant(
+            user_id=row.user_id,
+            tenant_id=row.tenant_id,
+            roles=frozenset(keys[pair]),
+            include_descendants=row.include_descendants,
+            expires_at=row.expires_at,
+        )
+        for pair, row in shape.items()
+    }

@@ -1,0 +1,224 @@
+"""The schema: every table, index and constraint, named by one convention (Alembic builds it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps naive text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every time in access-api is UTC-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType: Any = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = UTCDateTime
+
+
+def _created() -> sa.Column[datetime]:
+    return sa.Column("created_at", Timestamp(), nullable=False)
+
+
+def _updated() -> sa.Column[datetime]:
+    return sa.Column("updated_at", Timestamp(), nullable=False)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("parent_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("domain_prefix", sa.String(63), nullable=False),
+    sa.Column("street_address", sa.String(500), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    _created(),
+    _updated(),
+    sa.Column("deleted_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("kind IN ('msp', 'multi_client', 'client')", name="kind"),
+    sa.CheckConstraint("status IN ('enabled', 'disabled')", name="status"),
+    sa.Index(
+        "uq_tenants_domain_prefix_live",
+        "domain_prefix",
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    ),
+    sa.Index("ix_tenants_parent_id_name_id", "parent_id", "name", "id"),
+    sa.Index("ix_tenants_parent_id_domain_prefix_id", "parent_id", "domain_prefix", "id"),
+    sa.Index("ix_tenants_parent_id_created_at_id", "parent_id", "created_at", "id"),
+    sa.Index("ix_tenants_root_id", "root_id"),
+)
+
+# One row per (ancestor, descendant) pair, the tenant itself included at depth 0: reach and
+# inherited grants resolve in one indexed join whatever the depth.
+tenant_closure = sa.Table(
+    "tenant_closure",
+    metadata,
+    sa.Column(
+        "ancestor_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True, nullable=False
+    ),
+    sa.Column(
+        "descendant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True, nullable=False
+    ),
+    sa.Column("depth", sa.Integer(), nullable=False),
+    sa.Index("ix_tenant_closure_descendant_id_depth", "descendant_id", "depth"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("session_timeout_minutes", sa.Integer(), nullable=False),
+    sa.Column("two_factor", sa.String(16), nullable=False),
+    _created(),
+    _updated(),
+    sa.Column("last_login_at", Timestamp(), nullable=True),
+    sa.Column("password_changed_at", Timestamp(), nullable=False),
+    sa.CheckConstraint("two_factor IN ('disabled', 'totp', 'email')", name="two_factor"),
+    sa.CheckConstraint(
+        "session_timeout_minutes BETWEEN 5 AND 1440", name="session_timeout_minutes"
+    ),
+)
+
+# Belonging to an MSP tree. It outlives the user's last role (seed 003: an admin may assign
+# a new one) and ends only when the user is deleted at the root (seed 000).
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), primary_key=True),
+    _created(),
+    sa.Index("ix_members_user_id", "user_id"),
+)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("permissions", JSONType, nullable=False),
+    sa.Column("builtin", sa.Boolean(), nullable=False),
+    _created(),
+    _updated(),
+    sa.UniqueConstraint("root_id", "key"),
+)
+
+authorizations = sa.Table(
+    "authorizations",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    sa.Column("expires_at", Timestamp(), nullable=True),
+    _created(),
+    _updated(),
+    sa.UniqueConstraint("user_id", "tenant_id"),
+    sa.Index("ix_authorizations_tenant_id", "tenant_id"),
+    sa.Index("ix_authorizations_root_id_user_id", "root_id", "user_id"),
+)
+
+# RESTRICT on the role: a role that is granted cannot disappear under a grant (role_in_use).
+authorization_roles = sa.Table(
+    "authorization_roles",
+    metadata,
+    sa.Column(
+        "authorization_id",
+        sa.Uuid(),
+        sa.ForeignKey("authorizations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "role_id", sa.Uuid(), sa.ForeignKey("roles.id", ondelete="RESTRICT"), primary_key=True
+    ),
+    sa.Index("ix_authorization_roles_role_id", "role_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _created(),
+    sa.Column("last_seen_at", Timestamp(), nullable=False),
+    sa.Column("ended_at", Timestamp(), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(300), nullable=True),
+    sa.Index("ix_sessions_user_id", "user_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("principal", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=False),
+    sa.Column("response", sa.LargeBinary(), nullable=False),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.UniqueConstraint("principal", "key"),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("at", Timestamp(), nullable=False),
+    sa.Column("actor_user_id", sa.Uuid(), nullable=True),
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("root_id", sa.Uuid(), nullable=True),
+    sa.Column("tenant_id", sa.Uuid(), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.Uuid(), nullable=True),
+    sa.Column("changes", JSONType, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Index("ix_audit_events_tenant_id_at_id", "tenant_id", "at", "id"),
+    sa.Index("ix_audit_events_root_id_at_id", "root_id", "at", "id"),
+)

@@ -1,0 +1,1 @@
+"""HTTP only: parse the request, ask the domain, render the answer."""

@@ -1,0 +1,77 @@
+"""What every router shares: strict bodies, list pages, ETags and bulk id lists."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from access_api.domain import errors as e
+from access_api.domain.errors import PreconditionFailed
+from access_api.errors import problem_responses
+from access_api.routing import TransactionalRoute
+
+T = TypeVar("T")
+
+MAX_BULK_IDS = 1000
+
+# Every route that needs a credential and a tenant can answer these.
+SCOPED_PROBLEMS = problem_responses(
+    e.Unauthenticated, e.NoAccess, e.Forbidden, e.TenantDisabled, e.NotFound, e.ValidationFailed
+)
+AUTHENTICATED_PROBLEMS = problem_responses(e.Unauthenticated, e.ValidationFailed)
+
+
+def api_router(**kwargs: Any) -> APIRouter:
+    """A router whose routes run in one transaction each (see routing.TransactionalRoute)."""
+    return APIRouter(route_class=TransactionalRoute, **kwargs)
+
+
+class Body(BaseModel):
+    """A request body: a field the endpoint does not accept is refused, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdList(Body):
+    ids: list[UUID] = Field(min_length=1, max_length=MAX_BULK_IDS)
+
+
+class ListPage(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as cursor to get the next page; null on the last page"
+    )
+
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page")]
+Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+
+
+def split_sort(sort: str) -> tuple[str, bool]:
+    """'-name' sorts by name, descending."""
+    return (sort[1:], True) if sort.startswith("-") else (sort, False)
+
+
+def etag_of(model: BaseModel) -> str:
+    """A strong ETag: the hash of the representation, so it changes whenever what a client
+    sees changes, whatever caused it."""
+    digest = hashlib.sha256(model.model_dump_json().encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def check_if_match(request: Request, current: BaseModel) -> None:
+    """PATCH with If-Match only applies to the representation the client last read."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if "*" not in tags and etag_of(current) not in tags:
+        raise PreconditionFailed()
+
+
+def with_etag(response: Response, model: BaseModel) -> None:
+    response.headers["ETag"] = etag_of(model)

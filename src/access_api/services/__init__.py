@@ -1,0 +1,1 @@
+"""I/O adapters that are not SQL: hashing, secrets, mail, clocks."""

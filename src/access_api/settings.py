@@ -1,0 +1,95 @@
+"""Configuration from ACCESS_API_* environment variables, refusing unsafe secrets."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./access-api.db"
+MIN_SECRET_LENGTH = 32
+_WEAK_SECRETS = {"changethis", "secret", "changeme", "password", "development"}
+
+
+class InsecureConfiguration(RuntimeError):
+    """The service refuses to start with a configuration that would be unsafe."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCESS_API_", extra="ignore")
+
+    database_url: str = SQLITE_DEFAULT_URL
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Keys every token hash, cursor signature and encryption. Required unless "
+        "the database is the embedded SQLite file, where one is generated and kept beside it.",
+    )
+    secret_key_file: Path = Path(".access-api-secret")
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_url: SecretStr | None = None
+    smtp_from: str = "access-api <no-reply@access-api.localhost>"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    db_connect_timeout_seconds: float = 3.0
+    db_statement_timeout_seconds: float = 5.0
+    db_pool_size: int = 10
+    db_pool_timeout_seconds: float = 3.0
+
+    session_absolute_lifetime_hours: int = 24 * 14
+    idempotency_retention_hours: int = 24
+    login_dummy_delay: bool = True
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The server secret, from the environment or, for the embedded database, a key file."""
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value()
+            if len(value) < MIN_SECRET_LENGTH or value.lower() in _WEAK_SECRETS:
+                raise InsecureConfiguration(
+                    f"ACCESS_API_SECRET_KEY must be at least {MIN_SECRET_LENGTH} random "
+                    "characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            return value.encode()
+        if not self.is_sqlite:
+            raise InsecureConfiguration(
+                "ACCESS_API_SECRET_KEY is required with a shared database: every process must "
+                "hash and verify tokens with the same key"
+            )
+        return _load_or_create_key_file(self.secret_key_file)
+
+
+def _load_or_create_key_file(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    # Written whole to a private temporary file, then linked into place: a process starting
+    # at the same moment either wins the link or reads the winner's complete key.
+    key = secrets.token_urlsafe(48).encode()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+    finally:
+        temporary.unlink()
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
