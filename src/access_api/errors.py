@@ -234,24 +234,37 @@ def install(app: FastAPI) -> None:
             raise error
         return _http_problem(request, error)
 
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    async def on_database(request: Request, error: Exception) -> JSONResponse:
         if is_unavailable(error):
             log.warning("database unavailable: %s", type(error).__name__)
             return unavailable_problem(request)
-        log.exception("unhandled error", exc_info=error)
-        status, title = EDGE_PROBLEMS["internal_error"]
-        return problem(
-            request,
-            status=status,
-            code="internal_error",
-            title=title,
-            detail="The error was logged with this request's id",
-        )
+        return internal_problem(request, error)
 
     app.add_exception_handler(e.DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    # Registered by class so they are answered, not re-raised as crashes (Starlette re-raises
+    # whatever reaches its catch-all handler, after answering 500).
+    for family in (DBAPIError, PoolTimeout, TimeoutError, OSError):
+        app.add_exception_handler(family, on_database)
+
+    async def on_bug(request: Request, error: Exception) -> JSONResponse:
+        return internal_problem(request, error)
+
+    # A bug: answered as a problem with no trace, then re-raised by Starlette for the server log.
+    app.add_exception_handler(Exception, on_bug)
+
+
+def internal_problem(request: Request, error: BaseException) -> JSONResponse:
+    log.error("unhandled error", exc_info=error)
+    status, title = EDGE_PROBLEMS["internal_error"]
+    return problem(
+        request,
+        status=status,
+        code="internal_error",
+        title=title,
+        detail="The error was logged with this request's id",
+    )
 
 
 def problem_responses(*errors: type[e.DomainError]) -> dict[int | str, dict[str, Any]]:

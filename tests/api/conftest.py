@@ -1,0 +1,227 @@
+"""The app over HTTP against a real database, and a World to set scenes up in."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from access_api.bootstrap import bootstrap
+from access_api.db import Database
+from access_api.domain.access import Grant, GrantChange
+from access_api.domain.users import TwoFactor, User
+from access_api.ids import new_id
+from access_api.main import create_app
+from access_api.repositories.access import AccessRepository
+from access_api.repositories.orm import metadata
+from access_api.repositories.users import UserRepository
+from access_api.services.clock import FrozenClock
+from access_api.state import AppState
+from tests.conftest import settings_for
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Login:
+    user_id: UUID
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Msp:
+    id: UUID
+    prefix: str
+    admin: Login
+
+
+class World:
+    """Builds scenes through the same code paths the service uses, and reads the database."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, app: FastAPI, connection: AsyncConnection
+    ) -> None:
+        self.client = client
+        self.app = app
+        self.connection = connection
+
+    @property
+    def state(self) -> AppState:
+        state: AppState = self.app.state.access
+        return state
+
+    @property
+    def clock(self) -> FrozenClock:
+        clock = self.state.clock
+        assert isinstance(clock, FrozenClock)
+        return clock
+
+    async def msp(self, name: str = "Northwind MSP", prefix: str | None = None) -> Msp:
+        prefix = prefix or f"msp-{secrets.token_hex(4)}"
+        email = f"admin@{prefix}.example.com"
+        async with self.state.database.session() as session:
+            result = await bootstrap(
+                session,
+                self.state.passwords,
+                name=name,
+                domain_prefix=prefix,
+                admin_email=email,
+                admin_password=PASSWORD,
+                now=self.clock.now(),
+            )
+            await session.commit()
+        admin = await self.login(email, PASSWORD)
+        return Msp(id=result.tenant.id, prefix=prefix, admin=admin)
+
+    async def tenant(
+        self,
+        parent_id: UUID,
+        by: Login,
+        *,
+        kind: str = "client",
+        name: str | None = None,
+        prefix: str | None = None,
+    ) -> dict[str, Any]:
+        prefix = prefix or f"c-{secrets.token_hex(4)}"
+        response = await self.client.post(
+            f"/v1/tenants/{parent_id}/clients",
+            json={"kind": kind, "name": name or prefix.title(), "domain_prefix": prefix},
+            headers=by.headers,
+        )
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def user(
+        self,
+        root_id: UUID | str,
+        grants: Iterable[tuple[UUID | str, Iterable[str], bool]] = (),
+        *,
+        email: str | None = None,
+        login: bool = True,
+    ) -> Login:
+        """A member of the tree with the given (tenant, roles, include_descendants) grants."""
+        email = email or f"user-{secrets.token_hex(4)}@example.com"
+        root_id = UUID(str(root_id))
+        now = self.clock.now()
+        user = User(
+            id=new_id(),
+            email=email,
+            first_name="Test",
+            last_name=email.split("@")[0],
+            phone=None,
+            session_timeout_minutes=60,
+            two_factor=TwoFactor.DISABLED,
+            created_at=now,
+            updated_at=now,
+            last_login_at=None,
+        )
+        async with self.state.database.session() as session:
+            await UserRepository(session).insert(user, await self.state.passwords.hash(PASSWORD))
+            access = AccessRepository(session)
+            await access.add_member(root_id, user.id, now)
+            changes = [
+                GrantChange(
+                    before=None,
+                    after=Grant(
+                        user_id=user.id,
+                        tenant_id=UUID(str(tenant_id)),
+                        roles=frozenset(roles),
+                        include_descendants=include,
+                    ),
+                )
+                for tenant_id, roles, include in grants
+            ]
+            await access.apply(
+                changes, root_id=root_id, roles_by_key=await access.roles(root_id), now=now
+            )
+            await session.commit()
+        if not login:
+            return Login(user.id, email, PASSWORD, token="")
+        return await self.login(email, PASSWORD)
+
+    async def login(self, email: str, password: str = PASSWORD) -> Login:
+        response = await self.client.post(
+            "/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        me = await self.client.get(
+            "/v1/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+        )
+        return Login(UUID(me.json()["id"]), email, password, response.json()["access_token"])
+
+    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table: compare before and after a refusal to prove nothing changed."""
+        tables: dict[str, list[tuple[Any, ...]]] = {}
+        for table in metadata.sorted_tables:
+            order = list(table.primary_key.columns) or list(table.columns)
+            rows = await self.connection.execute(sa.select(table).order_by(*order))
+            tables[table.name] = [tuple(row) for row in rows]
+        return tables
+
+    async def rows(self, statement: sa.Select[Any]) -> list[Any]:
+        return list((await self.connection.execute(statement)).all())
+
+    async def count(self, table: sa.Table, *where: Any) -> int:
+        statement = sa.select(sa.func.count()).select_from(table)
+        if where:
+            statement = statement.where(*where)
+        return int((await self.connection.execute(statement)).scalar_one())
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"/problems/{code}" or body["errors"]
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+async def app(
+    backend: tuple[str, str], connection: AsyncConnection, clock: FrozenClock
+) -> AsyncIterator[FastAPI]:
+    app = create_app(settings_for(backend[1]), database=Database.bound_to(connection), clock=clock)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def world(client: httpx.AsyncClient, app: FastAPI, connection: AsyncConnection) -> World:
+    return World(client, app, connection)
+
+
+@pytest.fixture
+async def msp(world: World) -> Msp:
+    return await world.msp()

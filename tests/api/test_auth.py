@@ -1,0 +1,163 @@
+"""Login, sessions, logout and /v1/me over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from access_api.repositories.orm import audit_events, sessions, users
+from tests.api.conftest import PASSWORD, Msp, World, assert_problem
+
+
+class TestLogin:
+    async def test_returns_a_bearer_session_stored_only_as_a_digest(
+        self, world: World, msp: Msp
+    ) -> None:
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": msp.admin.email, "password": PASSWORD}
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["token_type"] == "bearer"
+        assert body["access_token"].startswith("aas_")
+        assert body["expires_at"] == "2026-11-22T10:00:00Z"  # idle timeout: 60 minutes
+        stored = [row.token_hash for row in await world.rows(sa.select(sessions))]
+        assert world.state.keyring.digest(body["access_token"]) in stored
+        assert all(body["access_token"] not in h for h in stored)
+        (hash_,) = (await world.connection.execute(sa.select(users.c.password_hash))).scalars()
+        assert hash_.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+    async def test_email_is_case_insensitive(self, world: World, msp: Msp) -> None:
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": msp.admin.email.upper(), "password": PASSWORD}
+        )
+        assert response.status_code == 200
+
+    async def test_wrong_password_and_unknown_email_read_the_same(
+        self, world: World, msp: Msp
+    ) -> None:
+        before = await world.snapshot()
+        wrong = await world.client.post(
+            "/v1/auth/login", json={"email": msp.admin.email, "password": "not the password"}
+        )
+        unknown = await world.client.post(
+            "/v1/auth/login", json={"email": "nobody@example.com", "password": PASSWORD}
+        )
+        for response in (wrong, unknown):
+            body = assert_problem(response, 401, "invalid_credentials")
+            body.pop("request_id")
+        assert wrong.json() | {"request_id": None} == unknown.json() | {"request_id": None}
+        assert await world.snapshot() == before
+
+    async def test_unknown_fields_are_refused(self, world: World, msp: Msp) -> None:
+        response = await world.client.post(
+            "/v1/auth/login",
+            json={"email": msp.admin.email, "password": PASSWORD, "remember_me": True},
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"] == [
+            {
+                "field": "remember_me",
+                "code": "extra_forbidden",
+                "message": body["errors"][0]["message"],
+            }
+        ]
+
+    async def test_validation_errors_never_echo_the_password(self, world: World) -> None:
+        secret = "hunter2-" * 200  # over the length cap
+        response = await world.client.post(
+            "/v1/auth/login", json={"email": "a@example.com", "password": secret}
+        )
+        assert_problem(response, 422, "validation_error")
+        assert "hunter2" not in response.text
+
+
+class TestSessions:
+    async def test_a_session_token_authenticates(self, world: World, msp: Msp) -> None:
+        response = await world.client.get("/v1/me", headers=msp.admin.headers)
+        assert response.status_code == 200
+        assert response.json()["email"] == msp.admin.email
+
+    async def test_missing_or_unknown_credentials_are_unauthenticated(self, world: World) -> None:
+        missing = await world.client.get("/v1/me")
+        assert_problem(missing, 401, "unauthenticated")
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        forged = await world.client.get(
+            "/v1/me", headers={"Authorization": "Bearer aas_not-a-real-token"}
+        )
+        assert_problem(forged, 401, "unauthenticated")
+        foreign = await world.client.get("/v1/me", headers={"Authorization": "Bearer xyz_1"})
+        assert_problem(foreign, 401, "unauthenticated")
+
+    async def test_idle_sessions_expire_after_the_users_timeout(
+        self, world: World, msp: Msp
+    ) -> None:
+        world.clock.advance(timedelta(minutes=59))
+        assert (await world.client.get("/v1/me", headers=msp.admin.headers)).status_code == 200
+        # That use moved the idle clock: 59 more minutes are fine, 61 are not.
+        world.clock.advance(timedelta(minutes=59))
+        assert (await world.client.get("/v1/me", headers=msp.admin.headers)).status_code == 200
+        world.clock.advance(timedelta(minutes=61))
+        response = await world.client.get("/v1/me", headers=msp.admin.headers)
+        assert_problem(response, 401, "unauthenticated")
+
+    async def test_activity_cannot_keep_a_session_alive_forever(
+        self, world: World, msp: Msp
+    ) -> None:
+        logged_in_at = world.clock.now()
+        for _ in range(15 * 24 * 2):
+            world.clock.advance(timedelta(minutes=30))
+            response = await world.client.get("/v1/me", headers=msp.admin.headers)
+            if response.status_code == 401:
+                break
+        assert_problem(response, 401, "unauthenticated")
+        assert world.clock.now() - logged_in_at == timedelta(days=14)  # the absolute lifetime
+
+    async def test_logout_ends_the_session(self, world: World, msp: Msp) -> None:
+        response = await world.client.post("/v1/auth/logout", headers=msp.admin.headers)
+        assert response.status_code == 204
+        assert_problem(
+            await world.client.get("/v1/me", headers=msp.admin.headers), 401, "unauthenticated"
+        )
+        (ended,) = (
+            await world.connection.execute(
+                sa.select(sessions.c.ended_at).where(sessions.c.id.isnot(None))
+            )
+        ).scalars()
+        assert ended is not None
+        actions = (await world.connection.execute(sa.select(audit_events.c.action))).scalars()
+        assert {"session.created", "session.ended"} <= set(actions)
+
+
+class TestMe:
+    async def test_lists_every_reachable_tenant_with_roles_and_permissions(
+        self, world: World, msp: Msp
+    ) -> None:
+        multi = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Contoso Group")
+        client = await world.tenant(multi["id"], msp.admin, name="Contoso East")
+        tech = await world.user(
+            msp.id, [(multi["id"], ["read_only"], True), (client["id"], ["admin"], False)]
+        )
+        body = (await world.client.get("/v1/me", headers=tech.headers)).json()
+        reached = {t["name"]: t for t in body["tenants"]}
+        assert set(reached) == {"Contoso Group", "Contoso East"}
+        assert reached["Contoso Group"]["roles"] == ["read_only"]
+        assert reached["Contoso East"]["roles"] == ["admin", "read_only"]
+        assert "clients.write" in reached["Contoso East"]["permissions"]
+        assert reached["Contoso Group"]["permissions"] == [
+            "audit.read",
+            "invitations.read",
+            "tenants.read",
+            "users.read",
+        ]
+        assert body["credential"]["kind"] == "session"
+
+    async def test_a_user_without_roles_logs_in_and_sees_no_tenant(
+        self, world: World, msp: Msp
+    ) -> None:
+        nobody = await world.user(msp.id, [])
+        body = (await world.client.get("/v1/me", headers=nobody.headers)).json()
+        assert body["tenants"] == []
+        response = await world.client.get(f"/v1/tenants/{msp.id}", headers=nobody.headers)
+        assert_problem(response, 403, "no_access")

@@ -1,0 +1,149 @@
+"""HTTP conventions every route follows: problems, idempotency, request ids, health, metrics."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from access_api.repositories.orm import idempotency_keys, tenants
+from tests.api.conftest import Msp, World, assert_problem
+
+
+class TestProblems:
+    async def test_unknown_routes_and_methods_are_problems(self, world: World) -> None:
+        assert_problem(await world.client.get("/v1/nowhere"), 404, "not_found")
+        response = await world.client.delete("/healthz")
+        assert_problem(response, 405, "method_not_allowed")
+
+    async def test_malformed_json_is_a_validation_problem(self, world: World, msp: Msp) -> None:
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            content=b"{not json",
+            headers={**msp.admin.headers, "Content-Type": "application/json"},
+        )
+        assert_problem(response, 422, "validation_error")
+
+    async def test_a_malformed_tenant_id_is_a_validation_problem(
+        self, world: World, msp: Msp
+    ) -> None:
+        response = await world.client.get("/v1/tenants/not-a-uuid", headers=msp.admin.headers)
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"][0]["field"] == "path.tenant_id"
+
+    async def test_every_problem_type_is_documented(self, world: World) -> None:
+        catalog = (await world.client.get("/problems")).json()
+        codes = {entry["code"] for entry in catalog}
+        assert {"not_found", "last_admin", "validation_error", "database_unavailable"} <= codes
+        one = await world.client.get("/problems/last_admin")
+        assert one.json() == {
+            "code": "last_admin",
+            "status": 409,
+            "title": "The account must keep at least one administrator",
+        }
+
+    async def test_answers_carry_a_request_id_and_are_not_cached(
+        self, world: World, msp: Msp
+    ) -> None:
+        response = await world.client.get(
+            f"/v1/tenants/{msp.id}",
+            headers={**msp.admin.headers, "X-Request-ID": "trace-42"},
+        )
+        assert response.headers["x-request-id"] == "trace-42"
+        assert response.headers["cache-control"] == "no-store"
+        missing = await world.client.get(
+            "/v1/tenants/00000000-0000-0000-0000-000000000000", headers=msp.admin.headers
+        )
+        assert missing.json()["request_id"] == missing.headers["x-request-id"]
+
+
+class TestIdempotency:
+    async def test_a_retry_with_the_same_key_replays_the_first_answer(
+        self, world: World, msp: Msp
+    ) -> None:
+        url = f"/v1/tenants/{msp.id}/clients"
+        body = {"kind": "client", "name": "Acme", "domain_prefix": "acme-idem"}
+        headers = {**msp.admin.headers, "Idempotency-Key": "create-acme-1"}
+        first = await world.client.post(url, json=body, headers=headers)
+        again = await world.client.post(url, json=body, headers=headers)
+        assert first.status_code == again.status_code == 201
+        assert again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        assert again.headers["idempotent-replayed"] == "true"
+        assert await world.count(tenants, tenants.c.domain_prefix == "acme-idem") == 1
+
+    async def test_the_same_key_with_another_body_is_refused(self, world: World, msp: Msp) -> None:
+        headers = {**msp.admin.headers, "Idempotency-Key": "create-2"}
+        await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={"kind": "client", "name": "Acme", "domain_prefix": "acme-k2"},
+            headers=headers,
+        )
+        before = await world.snapshot()
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={"kind": "client", "name": "Other", "domain_prefix": "other-k2"},
+            headers=headers,
+        )
+        assert_problem(response, 422, "idempotency_key_reused")
+        assert await world.snapshot() == before
+
+    async def test_a_refusal_is_replayed_too(self, world: World, msp: Msp) -> None:
+        await world.tenant(msp.id, msp.admin, prefix="taken")
+        url = f"/v1/tenants/{msp.id}/clients"
+        body = {"kind": "client", "name": "Dup", "domain_prefix": "taken"}
+        headers = {**msp.admin.headers, "Idempotency-Key": "dup-1"}
+        first = await world.client.post(url, json=body, headers=headers)
+        assert_problem(first, 409, "domain_prefix_taken")
+        again = await world.client.post(url, json=body, headers=headers)
+        assert again.status_code == 409
+        assert again.headers["idempotent-replayed"] == "true"
+
+    async def test_keys_are_scoped_to_the_credential(self, world: World, msp: Msp) -> None:
+        other = await world.msp(name="Other")
+        for who, parent, prefix in ((msp.admin, msp.id, "one-k"), (other.admin, other.id, "two-k")):
+            response = await world.client.post(
+                f"/v1/tenants/{parent}/clients",
+                json={"kind": "client", "name": "X", "domain_prefix": prefix},
+                headers={**who.headers, "Idempotency-Key": "shared-key"},
+            )
+            assert response.status_code == 201
+            assert "idempotent-replayed" not in response.headers
+
+    async def test_stored_answers_are_sealed(self, world: World, msp: Msp) -> None:
+        await world.client.post(
+            "/v1/auth/login",
+            json={"email": msp.admin.email, "password": msp.admin.password},
+            headers={"Idempotency-Key": "login-1"},
+        )
+        (stored,) = await world.rows(sa.select(idempotency_keys.c.response))
+        assert b"aas_" not in stored.response
+        assert b"access_token" not in stored.response
+
+    async def test_an_invalid_key_is_refused(self, world: World, msp: Msp) -> None:
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={"kind": "client", "name": "X", "domain_prefix": "bad-key"},
+            headers={**msp.admin.headers, "Idempotency-Key": "x" * 300},
+        )
+        assert_problem(response, 422, "validation_error")
+
+
+class TestOperations:
+    async def test_health_and_readiness(self, world: World) -> None:
+        assert (await world.client.get("/healthz")).json() == {"status": "ok"}
+        assert (await world.client.get("/readyz")).json() == {"status": "ready"}
+
+    async def test_metrics_count_requests_by_route_template_and_status(
+        self, world: World, msp: Msp
+    ) -> None:
+        await world.client.get(f"/v1/tenants/{msp.id}", headers=msp.admin.headers)
+        await world.client.get("/v1/tenants/not-a-uuid", headers=msp.admin.headers)
+        text = (await world.client.get("/metrics")).text
+        assert (
+            'http_requests_total{handler="/v1/tenants/{tenant_id}",method="GET",status="200"} 1.0'
+            in text
+        )
+        assert (
+            'http_requests_total{handler="/v1/tenants/{tenant_id}",method="GET",status="422"} 1.0'
+            in text
+        )
+        assert "http_request_duration_seconds_bucket" in text

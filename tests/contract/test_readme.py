@@ -1,0 +1,96 @@
+"""The README's curl walkthrough works as written, against a real server process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "readme walkthrough password"
+
+
+def walkthrough() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- walkthrough[^>]*-->\s*```sh\n(.*?)```", text, re.DOTALL)
+    assert match, "README.md lost its walkthrough block"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "access_api.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ACCESS_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'access-api.db'}",
+        "ACCESS_API_SECRET_KEY_FILE": str(tmp_path / "secret"),
+    }
+    (tmp_path / ".demo-admin-password").write_text(PASSWORD + "\n")
+    cli("migrate", env=env, cwd=tmp_path)
+    booted = cli(
+        "bootstrap", "--name", "Demo MSP", "--domain-prefix", "demo",
+        "--admin-email", "admin@demo.example.com",
+        "--admin-password-file", str(tmp_path / ".demo-admin-password"),
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "Created MSP 'Demo MSP'" in booted.stdout
+    again = cli(
+        "bootstrap", "--name", "Demo MSP", "--domain-prefix", "demo",
+        "--admin-email", "admin@demo.example.com", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "already exists" in again.stdout
+    assert "nothing changed" in again.stdout
+    server = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "access_api.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        script = walkthrough().replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+        result = subprocess.run(  # noqa: S603
+            ["/bin/bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert '"name":"Acme Dental"' in result.stdout
+    assert '"code":"domain_prefix_taken"' in result.stdout

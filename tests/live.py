@@ -1,0 +1,55 @@
+"""The app against a database of its own with real commits, for races and outages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+from fastapi import FastAPI
+
+from access_api.bootstrap import bootstrap
+from access_api.main import create_app
+from access_api.services.clock import SystemClock
+from access_api.state import AppState
+from tests.conftest import settings_for
+
+PASSWORD = "correct horse battery staple"
+
+
+@asynccontextmanager
+async def live_client(url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings_for(url, **settings))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://live") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+def state_of(client: httpx.AsyncClient) -> AppState:
+    app: FastAPI = client.app  # type: ignore[attr-defined]
+    state: AppState = app.state.access
+    return state
+
+
+async def live_msp(client: httpx.AsyncClient, prefix: str) -> tuple[UUID, dict[str, str]]:
+    """An MSP (committed) and its admin's auth headers."""
+    state = state_of(client)
+    email = f"admin@{prefix}.example.com"
+    async with state.database.session() as session:
+        result = await bootstrap(
+            session,
+            state.passwords,
+            name=prefix.title(),
+            domain_prefix=prefix,
+            admin_email=email,
+            admin_password=PASSWORD,
+            now=SystemClock().now(),
+        )
+        await session.commit()
+    login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return result.tenant.id, {"Authorization": f"Bearer {login.json()['access_token']}"}
