@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from access_api.domain import access, auth
 from access_api.domain.access import Caller, Scope
 from access_api.domain.audit import Actor, ActorKind, AuditEvent, Changes
-from access_api.domain.errors import Unauthenticated
+from access_api.domain.errors import NotFound, Unauthenticated
 from access_api.domain.tenants import Tenant
+from access_api.domain.users import User
 from access_api.ids import new_id
 from access_api.repositories.access import AccessRepository
 from access_api.repositories.audit import AuditRepository
@@ -150,6 +151,40 @@ def requires(permission: str) -> Any:
 
     scope.__doc__ = f"Requires `{permission}` in the tenant's context."
     return Depends(scope)
+
+
+# --- the people a scope can see and manage ------------------------------------------------
+
+
+@dataclass(slots=True)
+class PeopleFinder:
+    """Users as seen from a tenant's context: absent when the context cannot see them."""
+
+    access: AccessRepository
+    users: UserRepository
+    now: datetime
+
+    async def visible(self, scope: Scope, user_id: UUID) -> User:
+        tenant = scope.tenant
+        visible = await self.access.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
+        user = await self.users.get(user_id) if user_id in visible else None
+        if user is None:
+            raise NotFound(f"no user {user_id} here")
+        return user
+
+    async def manageable(self, scope: Scope, user_id: UUID) -> User:
+        """A user whose person (profile, keys, agents, 2FA) the caller may manage from here."""
+        user = await self.visible(scope, user_id)
+        chains = await self.access.grant_chains(user.id, scope.tenant.root_id, self.now)
+        access.ensure_can_manage_person(scope.caller, scope.tenant.id, user.id, chains)
+        return user
+
+
+def _people(repo: Access, users: Users, now: Now) -> PeopleFinder:
+    return PeopleFinder(access=repo, users=users, now=now)
+
+
+People = Annotated[PeopleFinder, Depends(_people)]
 
 
 # --- the audit trail ----------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.repositories.orm import idempotency_keys, tenants
+from access_api.repositories.orm import audit_events, idempotency_keys, tenants
 from tests.api.conftest import Msp, World, assert_problem
 
 
@@ -53,6 +56,26 @@ class TestProblems:
             "/v1/tenants/00000000-0000-0000-0000-000000000000", headers=msp.admin.headers
         )
         assert missing.json()["request_id"] == missing.headers["x-request-id"]
+
+
+class TestCommitBeforeAnswer:
+    async def test_a_failed_commit_is_never_a_false_success(
+        self, world: World, msp: Msp, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def lost_connection(session: AsyncSession) -> None:
+            raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+
+        before = await world.snapshot()
+        monkeypatch.setattr(AsyncSession, "commit", lost_connection)
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={"kind": "client", "name": "Acme", "domain_prefix": "acme-lost"},
+            headers=msp.admin.headers,
+        )
+        monkeypatch.undo()
+        assert_problem(response, 503, "database_unavailable")
+        assert await world.snapshot() == before
+        assert await world.count(audit_events, audit_events.c.action == "tenant.created") == 1
 
 
 class TestIdempotency:

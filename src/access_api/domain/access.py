@@ -428,6 +428,14 @@ def ensure_not_self(caller: Caller, user_id: UUID) -> None:
         raise CannotChangeOwnAccess()
 
 
+def ensure_can_manage_person(
+    caller: Caller, context_id: UUID, target_id: UUID, grant_chains: Iterable[Sequence[UUID]]
+) -> None:
+    """Anyone may manage their own person; anyone else's only from at or above all their access."""
+    if caller.user_id != target_id:
+        ensure_within(context_id, grant_chains)
+
+
 def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> None:
     """Administration only runs downward: a person (profile, keys, agents, 2FA) may be managed
     from a tenant only when every grant they hold in the tree sits at or below it. Each chain

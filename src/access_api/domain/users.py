@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from access_api.domain.errors import FieldError, ValidationFailed
+from access_api.domain.audit import Changes, diff
+from access_api.domain.errors import EmailImmutable, FieldError, ValidationFailed
 
 SESSION_TIMEOUT_MIN = 5
 SESSION_TIMEOUT_MAX = 1440
@@ -35,6 +37,71 @@ class User:
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
+
+
+NAME_MAX_LENGTH = 100
+PHONE_MAX_LENGTH = 40
+
+
+def update_profile(user: User, fields: Mapping[str, object], now: datetime) -> tuple[User, Changes]:
+    """Edit the person: names, phone, session timeout (seeds 000, 004). The email is who they
+    are (seeds 000, 001): sending it back unchanged is harmless, another value is refused."""
+    if "email" in fields and email_key(str(fields["email"])) != email_key(user.email):
+        raise EmailImmutable("an email address cannot be changed; invite the new address instead")
+    problems: list[FieldError] = []
+    changed = replace(
+        user,
+        first_name=_name(fields, "first_name", user.first_name, problems),
+        last_name=_name(fields, "last_name", user.last_name, problems),
+        phone=_phone(fields, user.phone, problems),
+        session_timeout_minutes=_timeout(fields, user.session_timeout_minutes, problems),
+    )
+    if problems:
+        raise ValidationFailed(problems)
+    changes = diff(user, changed, PROFILE_FIELDS)
+    if changes:
+        changed = replace(changed, updated_at=now)
+    return changed, changes
+
+
+def _name(fields: Mapping[str, object], name: str, current: str, problems: list[FieldError]) -> str:
+    if name not in fields:
+        return current
+    value = str(fields[name] or "").strip()
+    if not value or len(value) > NAME_MAX_LENGTH:
+        problems.append(FieldError(name, "invalid_name", f"must be 1-{NAME_MAX_LENGTH} characters"))
+        return current
+    return value
+
+
+def _phone(
+    fields: Mapping[str, object], current: str | None, problems: list[FieldError]
+) -> str | None:
+    if "phone" not in fields:
+        return current
+    phone = str(fields["phone"] or "").strip() or None
+    if phone is not None and len(phone) > PHONE_MAX_LENGTH:
+        problems.append(FieldError("phone", "too_long", f"at most {PHONE_MAX_LENGTH} characters"))
+        return current
+    return phone
+
+
+def _timeout(fields: Mapping[str, object], current: int, problems: list[FieldError]) -> int:
+    if "session_timeout_minutes" not in fields:
+        return current
+    timeout = fields["session_timeout_minutes"]
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        timeout = -1
+    if not SESSION_TIMEOUT_MIN <= timeout <= SESSION_TIMEOUT_MAX:
+        problems.append(
+            FieldError(
+                "session_timeout_minutes",
+                "out_of_range",
+                f"must be {SESSION_TIMEOUT_MIN}-{SESSION_TIMEOUT_MAX} minutes",
+            )
+        )
+        return current
+    return timeout
 
 
 def email_key(email: str) -> str:

@@ -332,6 +332,22 @@ class AccessRepository:
 
     # --- grants ---------------------------------------------------------------------------
 
+    async def grant_chains(self, user_id: UUID, root_id: UUID, now: datetime) -> list[list[UUID]]:
+        """For each live grant of the user in the tree: its tenant and that tenant's ancestors."""
+        rows = await self.session.execute(
+            sa.select(authorizations.c.tenant_id, tenant_closure.c.ancestor_id)
+            .join(tenant_closure, tenant_closure.c.descendant_id == authorizations.c.tenant_id)
+            .where(
+                authorizations.c.user_id == user_id,
+                authorizations.c.root_id == root_id,
+                _live(now),
+            )
+        )
+        chains: dict[UUID, list[UUID]] = defaultdict(list)
+        for row in rows:
+            chains[row.tenant_id].append(row.ancestor_id)
+        return list(chains.values())
+
     async def root_admins(self, root_id: UUID, now: datetime) -> frozenset[UUID]:
         rows = await self.session.execute(
             sa.select(authorizations.c.user_id)
