@@ -51,10 +51,17 @@ class Database:
     def connect(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
         writes = engine.execution_options(sqlite_begin="IMMEDIATE")
+        # A long read (CSV export) sees one consistent state: REPEATABLE READ on PostgreSQL;
+        # SQLite's WAL gives a read transaction a snapshot by itself.
+        reads = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="REPEATABLE READ")
+        )
         return cls(
             engine,
             async_sessionmaker(writes, expire_on_commit=False, autoflush=False),
-            async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+            async_sessionmaker(reads, expire_on_commit=False, autoflush=False),
         )
 
     @classmethod

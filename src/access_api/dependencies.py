@@ -22,6 +22,7 @@ from access_api.ids import new_id
 from access_api.repositories.access import AccessRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
+from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.users import UserRepository
 from access_api.state import AppState
@@ -62,6 +63,8 @@ Tenants = Annotated[TenantRepository, Depends(_repository(TenantRepository))]
 Access = Annotated[AccessRepository, Depends(_repository(AccessRepository))]
 Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
 Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
+Roles = Annotated[RoleRepository, Depends(_repository(RoleRepository))]
+AuditEvents = Annotated[AuditRepository, Depends(_repository(AuditRepository))]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -151,6 +154,31 @@ def requires(permission: str) -> Any:
 
     scope.__doc__ = f"Requires `{permission}` in the tenant's context."
     return Depends(scope)
+
+
+@dataclass(slots=True)
+class TreeLock:
+    """Serializes changes to a tree's access. Lock the tree's root row, then judge the caller
+    again: a change is applied as the tree is now (admins, grants), and a request that began
+    while its caller still had access is not applied once that access is gone."""
+
+    tenants: TenantRepository
+    access: AccessRepository
+    now: datetime
+
+    async def __call__(self, scope: Scope, permission: str) -> Scope:
+        await self.tenants.lock_tree(scope.tenant.root_id)
+        facts = await self.access.scope_facts(scope.caller, scope.tenant.id, self.now)
+        fresh = access.resolve_scope(scope.caller, facts, self.now)
+        access.require(fresh, permission)
+        return fresh
+
+
+def _tree_lock(tenants: Tenants, repo: Access, now: Now) -> TreeLock:
+    return TreeLock(tenants=tenants, access=repo, now=now)
+
+
+Locked = Annotated[TreeLock, Depends(_tree_lock)]
 
 
 # --- the people a scope can see and manage ------------------------------------------------

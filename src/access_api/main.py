@@ -19,7 +19,17 @@ from access_api import errors
 from access_api.db import Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
-from access_api.routers import auth, health, me, problems, tenants
+from access_api.routers import (
+    audit,
+    auth,
+    authorizations,
+    health,
+    me,
+    problems,
+    roles,
+    tenants,
+    users,
+)
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.passwords import Passwords
@@ -105,7 +115,18 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, problems.router, auth.router, me.router, tenants.router):
+    for router in (
+        health.router,
+        problems.router,
+        auth.router,
+        me.router,
+        tenants.router,
+        users.router,
+        authorizations.router,
+        roles.catalog,
+        roles.router,
+        audit.router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from uuid import UUID
 
+import httpx
 import sqlalchemy as sa
 
+from access_api.domain.access import Grant, GrantChange
+from access_api.domain.users import TwoFactor, User
+from access_api.ids import new_id
+from access_api.repositories.access import AccessRepository
 from access_api.repositories.orm import tenants
-from tests.live import live_client, live_msp, state_of
+from access_api.repositories.users import UserRepository
+from access_api.services.clock import SystemClock
+from tests.live import PASSWORD, live_client, live_msp, state_of
 
 
 class TestConcurrentCreation:
@@ -67,3 +75,70 @@ class TestConcurrentIdempotentRetries:
                     .where(tenants.c.domain_prefix == "once-only")
                 )
             assert count == 1
+
+
+class TestLastAdminRace:
+    async def test_two_admins_deleting_each_other_at_once_never_leave_none(
+        self, live_database: str
+    ) -> None:
+        """Round after round, the only two admins of an MSP each delete the other at the same
+        moment: one wins and the other is refused, never a 500, and the MSP always keeps
+        exactly one admin. The loser sees last_admin when it reached the lock while both were
+        admins, or not_found when the winner had already removed it from the MSP (its tenants
+        are then absent to it)."""
+        async with live_client(live_database) as client:
+            outcomes: Counter[str] = Counter()
+            for round_ in range(12):
+                root, a_headers = await live_msp(client, f"admins-race-{round_}")
+                a_id = UUID((await client.get("/v1/me", headers=a_headers)).json()["id"])
+                b_id, b_headers = await _second_admin(client, root, f"b{round_}@race.example.com")
+                responses = await asyncio.gather(
+                    client.post(
+                        f"/v1/tenants/{root}/users/delete",
+                        json={"ids": [str(b_id)]},
+                        headers=a_headers,
+                    ),
+                    client.post(
+                        f"/v1/tenants/{root}/users/delete",
+                        json={"ids": [str(a_id)]},
+                        headers=b_headers,
+                    ),
+                )
+                statuses = sorted(r.status_code for r in responses)
+                assert 500 not in statuses, [r.text for r in responses]
+                assert statuses.count(200) == 1, [r.text for r in responses]
+                refused = next(r for r in responses if r.status_code != 200)
+                assert refused.json()["code"] in {"last_admin", "not_found"}, refused.text
+                outcomes[refused.json()["code"]] += 1
+                async with state_of(client).database.session() as session:
+                    admins = await AccessRepository(session).root_admins(root, SystemClock().now())
+                assert len(admins) == 1, admins
+            assert sum(outcomes.values()) == 12
+
+
+async def _second_admin(
+    client: httpx.AsyncClient, root: UUID, email: str
+) -> tuple[UUID, dict[str, str]]:
+    """Another admin of the MSP on its root and below (committed), logged in."""
+    state = state_of(client)
+    now = SystemClock().now()
+    user = User(
+        id=new_id(), email=email, first_name="Race", last_name="Admin", phone=None,
+        session_timeout_minutes=60, two_factor=TwoFactor.DISABLED, created_at=now,
+        updated_at=now, last_login_at=None,
+    )  # fmt: skip
+    async with state.database.session() as session:
+        await UserRepository(session).insert(user, await state.passwords.hash(PASSWORD))
+        grants = AccessRepository(session)
+        await grants.add_member(root, user.id, now)
+        change = GrantChange(
+            before=None,
+            after=Grant(
+                user_id=user.id, tenant_id=root, roles=frozenset({"admin"}),
+                include_descendants=True,
+            ),
+        )  # fmt: skip
+        await grants.apply([change], root_id=root, roles_by_key=await grants.roles(root), now=now)
+        await session.commit()
+    login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    return user.id, {"Authorization": f"Bearer {login.json()['access_token']}"}

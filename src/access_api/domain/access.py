@@ -12,6 +12,7 @@ from access_api.domain.audit import Actor, ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
     CannotChangeOwnAccess,
+    CannotDeleteSelf,
     DomainError,
     FieldError,
     Forbidden,
@@ -102,6 +103,15 @@ def permissions_of(role_keys: Iterable[str], roles: Mapping[str, Role]) -> froze
         if role is not None:
             found |= role.permissions
     return frozenset(found)
+
+
+def roles_applying(held: Iterable[Held], now: datetime) -> frozenset[str]:
+    """The roles a user holds on a tenant: granted on it, or inherited from above."""
+    keys: set[str] = set()
+    for item in held:
+        if item.grant.live(now) and (item.depth == 0 or item.grant.include_descendants):
+            keys |= item.grant.roles
+    return frozenset(keys)
 
 
 def standing(
@@ -443,3 +453,41 @@ def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> N
     for chain in grant_chains:
         if context_id not in chain:
             raise UserOutsideScope()
+
+
+def plan_removal(
+    caller: Caller,
+    user_ids: Sequence[UUID],
+    *,
+    context_id: UUID,
+    root_id: UUID,
+    visible: frozenset[UUID],
+    grants_here: Mapping[UUID, Sequence[Grant]],
+    root_admins: frozenset[UUID],
+) -> list[GrantChange]:
+    """Deleting users in a tenant removes all their grants on it and below (seed 000); at the
+    root that removes them from the MSP and every client. Nobody deletes themselves; a user
+    whose only access here comes from an account above cannot be deleted from here (their
+    access is not this account's to take); and the root keeps an admin."""
+    errors: list[ItemError] = []
+    changes: list[GrantChange] = []
+    for user_id in dict.fromkeys(user_ids):
+        if user_id not in visible:
+            errors.append(ItemError(user_id, NotFound(f"no user {user_id} here")))
+        elif user_id == caller.user_id:
+            errors.append(ItemError(user_id, CannotDeleteSelf()))
+        elif not grants_here.get(user_id) and context_id != root_id:
+            errors.append(
+                ItemError(
+                    user_id,
+                    UserOutsideScope(
+                        "their access here comes from an account above; remove it there"
+                    ),
+                )
+            )
+        else:
+            changes += [GrantChange(before=g, after=None) for g in grants_here.get(user_id, ())]
+    if errors:
+        raise BulkRefused(errors)
+    ensure_admin_remains(root_id, root_admins, changes)
+    return changes

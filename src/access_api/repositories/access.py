@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from access_api.domain.access import Caller, Grant, GrantChange, Held, Role, ScopeFacts
 from access_api.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES
 from access_api.domain.tenants import Tenant
+from access_api.domain.users import User
 from access_api.ids import new_id
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
@@ -24,8 +25,11 @@ from access_api.repositories.orm import (
     roles,
     tenant_closure,
     tenants,
+    users,
 )
+from access_api.repositories.pagination import Page, SortKey, fetch_page
 from access_api.repositories.tenants import to_tenant
+from access_api.repositories.users import to_user
 
 
 def to_role(row: Row[Any] | Any) -> Role:
@@ -330,7 +334,142 @@ class AccessRepository:
         )
         return frozenset(rows.scalars())
 
+    async def remove_members(self, root_id: UUID, user_ids: Iterable[UUID]) -> None:
+        ids = set(user_ids)
+        if ids:
+            await self.session.execute(
+                sa.delete(members).where(members.c.root_id == root_id, members.c.user_id.in_(ids))
+            )
+
+    async def with_live_grants(
+        self, root_id: UUID, user_ids: Iterable[UUID], now: datetime
+    ) -> frozenset[UUID]:
+        """Those of the users with a live grant somewhere in the tree."""
+        ids = set(user_ids)
+        if not ids:
+            return frozenset()
+        rows = await self.session.execute(
+            sa.select(authorizations.c.user_id)
+            .where(
+                authorizations.c.root_id == root_id,
+                authorizations.c.user_id.in_(ids),
+                _live(now),
+            )
+            .distinct()
+        )
+        return frozenset(rows.scalars())
+
+    async def grantable_users(
+        self,
+        caller_id: UUID,
+        context_id: UUID,
+        root_id: UUID,
+        user_ids: Iterable[UUID],
+        now: datetime,
+    ) -> frozenset[UUID]:
+        """Users a grant made from the context may name: those visible from the context, or
+        from any account above it where the caller holds a grant themself (an MSP admin
+        authorizes the MSP's users on a new client, seed 002; a client admin only the client's)."""
+        ids = set(user_ids)
+        ancestors = await self.session.execute(
+            sa.select(tenant_closure.c.ancestor_id)
+            .join(
+                authorizations,
+                sa.and_(
+                    authorizations.c.tenant_id == tenant_closure.c.ancestor_id,
+                    authorizations.c.user_id == caller_id,
+                ),
+            )
+            .where(tenant_closure.c.descendant_id == context_id, _live(now))
+        )
+        found: set[UUID] = set()
+        for tenant_id in {context_id, *ancestors.scalars()}:
+            found |= await self.visible_from(tenant_id, root_id, ids - found, now)
+            if found == ids:
+                break
+        return frozenset(found)
+
     # --- grants ---------------------------------------------------------------------------
+
+    async def held_by(self, tenant_id: UUID, user_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
+        """Several users' grants that could apply on one tenant (role keys only)."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(
+                authorizations.c.user_id,
+                tenant_closure.c.depth,
+                authorizations.c.tenant_id.label("grant_tenant_id"),
+                authorizations.c.include_descendants,
+                authorizations.c.expires_at,
+                roles.c.key.label("role_key"),
+            )
+            .select_from(
+                tenant_closure.join(
+                    authorizations, authorizations.c.tenant_id == tenant_closure.c.ancestor_id
+                )
+                .join(
+                    authorization_roles,
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                )
+                .join(roles, roles.c.id == authorization_roles.c.role_id)
+            )
+            .where(
+                tenant_closure.c.descendant_id == tenant_id,
+                authorizations.c.user_id.in_(ids),
+                sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
+            )
+        )
+        by_user: dict[UUID, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_user[row.user_id].append(row)
+        return {user_id: _held(user_id, group) for user_id, group in by_user.items()}
+
+    async def grants_at_or_below(
+        self, context_id: UUID, user_ids: Iterable[UUID]
+    ) -> dict[UUID, list[Grant]]:
+        """Each user's grants on the context tenant and every tenant below it."""
+        ids = set(user_ids)
+        found: dict[UUID, list[Grant]] = {user_id: [] for user_id in ids}
+        if not ids:
+            return found
+        below = sa.select(tenant_closure.c.descendant_id).where(
+            tenant_closure.c.ancestor_id == context_id
+        )
+        rows = await self.session.execute(
+            self._grant_rows().where(
+                authorizations.c.user_id.in_(ids), authorizations.c.tenant_id.in_(below)
+            )
+        )
+        for grant in _grants_from(rows.all()).values():
+            found[grant.user_id].append(grant)
+        return found
+
+    async def list_grants_on(
+        self, tenant_id: UUID, *, after: tuple[Any, UUID] | None, limit: int
+    ) -> Page[tuple[User, Grant]]:
+        """Who is authorized on a tenant (grants made on it), by email."""
+        statement = (
+            sa.select(users, authorizations.c.include_descendants, authorizations.c.expires_at)
+            .join(authorizations, authorizations.c.user_id == users.c.id)
+            .where(authorizations.c.tenant_id == tenant_id)
+        )
+        page = await fetch_page(
+            self.session,
+            statement,
+            key=SortKey(users.c.email_key),
+            id_column=users.c.id,
+            descending=False,
+            after=after,
+            limit=limit,
+            build=lambda row: row,
+        )
+        current = await self.grants((row.id, tenant_id) for row in page.items)
+        return Page(
+            [(to_user(row), current[(row.id, tenant_id)]) for row in page.items],
+            page.next_after,
+        )
 
     async def grant_chains(self, user_id: UUID, root_id: UUID, now: datetime) -> list[list[UUID]]:
         """For each live grant of the user in the tree: its tenant and that tenant's ancestors."""
@@ -475,7 +614,7 @@ class AccessRepository:
             )
 
 
-def _held(user_id: UUID, rows: Sequence[Row[Any]]) -> list[Held]:
+def _held(user_id: UUID, rows: Sequence[Any]) -> list[Held]:
     grouped: dict[tuple[UUID, int], list[Row[Any]]] = defaultdict(list)
     for row in rows:
         if row.grant_tenant_id is not None:
@@ -495,7 +634,7 @@ def _held(user_id: UUID, rows: Sequence[Row[Any]]) -> list[Held]:
     ]
 
 
-def _roles(rows: Sequence[Row[Any]]) -> dict[str, Role]:
+def _roles(rows: Sequence[Any]) -> dict[str, Role]:
     return {
         row.role_key: Role(
             id=row.role_id,

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.domain.audit import AuditEvent
-from access_api.repositories.orm import audit_events
+from access_api.domain.audit import Actor, ActorKind, AuditEvent
+from access_api.domain.tenants import Tenant
+from access_api.repositories.orm import audit_events, tenant_closure
+from access_api.repositories.pagination import After, Page, SortKey, fetch_page
+
+
+def to_event(row: Any) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        at=row.at,
+        actor=Actor(user_id=row.actor_user_id, kind=ActorKind(row.actor_kind)),
+        root_id=row.root_id,
+        tenant_id=row.tenant_id,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        changes=row.changes,
+        request_id=row.request_id,
+        ip=row.ip,
+    )
 
 
 class AuditRepository:
@@ -35,3 +56,49 @@ class AuditRepository:
         ]
         if rows:
             await self.session.execute(sa.insert(audit_events), rows)
+
+    async def list(
+        self,
+        context: Tenant,
+        *,
+        action: str | None,
+        actor_id: UUID | None,
+        target_id: UUID | None,
+        since: datetime | None,
+        until: datetime | None,
+        descending: bool,
+        after: After | None,
+        limit: int,
+    ) -> Page[AuditEvent]:
+        """Events of the context tenant and every tenant below it (deleted ones included)."""
+        statement = sa.select(audit_events)
+        if context.parent_id is None:
+            statement = statement.where(audit_events.c.root_id == context.id)
+        else:
+            statement = statement.where(
+                audit_events.c.tenant_id.in_(
+                    sa.select(tenant_closure.c.descendant_id).where(
+                        tenant_closure.c.ancestor_id == context.id
+                    )
+                )
+            )
+        if action is not None:
+            statement = statement.where(audit_events.c.action == action)
+        if actor_id is not None:
+            statement = statement.where(audit_events.c.actor_user_id == actor_id)
+        if target_id is not None:
+            statement = statement.where(audit_events.c.target_id == target_id)
+        if since is not None:
+            statement = statement.where(audit_events.c.at >= since)
+        if until is not None:
+            statement = statement.where(audit_events.c.at < until)
+        return await fetch_page(
+            self.session,
+            statement,
+            key=SortKey(audit_events.c.at),
+            id_column=audit_events.c.id,
+            descending=descending,
+            after=after,
+            limit=limit,
+            build=to_event,
+        )

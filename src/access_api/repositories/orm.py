@@ -116,6 +116,13 @@ users = sa.Table(
     sa.CheckConstraint(
         "session_timeout_minutes BETWEEN 5 AND 1440", name="session_timeout_minutes"
     ),
+    # Every sortable column of the user list, with id, so a keyset page is an index range.
+    sa.Index("ix_users_email_key_id", "email_key", "id"),
+    sa.Index("ix_users_first_name_id", "first_name", "id"),
+    sa.Index("ix_users_last_name_id", "last_name", "id"),
+    sa.Index("ix_users_created_at_id", "created_at", "id"),
+    sa.Index("ix_users_last_login_at_id", "last_login_at", "id"),
+    sa.Index("ix_users_two_factor_email_key_id", "two_factor", "email_key", "id"),
 )
 
 # Belonging to an MSP tree. It outlives the user's last role (seed 003: an admin may assign

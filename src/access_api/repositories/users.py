@@ -2,16 +2,115 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+import contextlib
+import csv
+import io
+import operator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.domain.users import TwoFactor, User, email_key
-from access_api.repositories.orm import users
+from access_api.domain.tenants import Tenant
+from access_api.domain.users import (
+    EXPORT_COLUMNS,
+    EXPORT_TIME_FORMAT,
+    FORMULA_STARTS,
+    TwoFactor,
+    User,
+    email_key,
+    neutralize,
+)
+from access_api.repositories.dialect import is_postgresql
+from access_api.repositories.orm import (
+    authorization_roles,
+    authorizations,
+    members,
+    roles,
+    tenant_closure,
+    users,
+)
+from access_api.repositories.pagination import After, Page, SortKey, fetch_page
+from access_api.repositories.tenants import escape_like
+
+USER_SORTS: dict[str, SortKey] = {
+    "email": SortKey(users.c.email_key),
+    "first_name": SortKey(users.c.first_name),
+    "last_name": SortKey(users.c.last_name),
+    "two_factor": SortKey(users.c.two_factor),
+    "created_at": SortKey(users.c.created_at),
+    "last_login_at": SortKey(users.c.last_login_at, nullable=True),
+    "id": SortKey(users.c.id),
+}
+
+
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
+
+
+def _reaching(context: Tenant, now: datetime) -> sa.ColumnElement[bool]:
+    """A live grant of users.id that reaches the context or lies below it."""
+    if context.parent_id is None:
+        return sa.and_(authorizations.c.root_id == context.id, _live(now))
+    below = sa.select(tenant_closure.c.descendant_id).where(
+        tenant_closure.c.ancestor_id == context.id
+    )
+    above = sa.select(tenant_closure.c.ancestor_id).where(
+        tenant_closure.c.descendant_id == context.id, tenant_closure.c.depth > 0
+    )
+    return sa.and_(
+        _live(now),
+        sa.or_(
+            authorizations.c.tenant_id.in_(below),
+            sa.and_(authorizations.c.include_descendants, authorizations.c.tenant_id.in_(above)),
+        ),
+    )
+
+
+def _neutralized(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """SQL for domain.users.neutralize: a leading apostrophe before a formula character."""
+    return sa.case(
+        (sa.func.left(column, 1).in_(FORMULA_STARTS), sa.literal("'") + column), else_=column
+    )
+
+
+def _utc_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """SQL for EXPORT_TIME_FORMAT."""
+    return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+
+
+def _utc(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime(EXPORT_TIME_FORMAT) if value else None
+
+
+def _export_row(row: Any) -> tuple[str | None, ...]:
+    """An export row in EXPORT_COLUMNS order, as PostgreSQL's COPY renders it. (Hot loop.)"""
+    user_id, email, first, last, role_keys, two_factor, active, created, last_login = row
+    return (
+        str(user_id),
+        neutralize(email),
+        neutralize(first),
+        neutralize(last),
+        ";".join(sorted(role_keys.split(","))) if role_keys else None,
+        two_factor,
+        "active" if active else "no_access",
+        _utc(created),
+        _utc(last_login),
+    )
+
+
+def visible_from(context: Tenant, now: datetime) -> sa.ColumnElement[bool]:
+    """users.id is visible from the context: at the root every member of the tree, below it
+    those whose live grants reach the context or lie below it."""
+    if context.parent_id is None:
+        return sa.exists().where(members.c.root_id == context.id, members.c.user_id == users.c.id)
+    return sa.exists().where(authorizations.c.user_id == users.c.id, _reaching(context, now))
 
 
 def to_user(row: Row[Any] | Any) -> User:
@@ -64,6 +163,222 @@ class UserRepository:
                 password_changed_at=user.created_at,
             )
         )
+
+    async def list_visible(
+        self,
+        context: Tenant,
+        *,
+        q: str | None,
+        role: str | None,
+        two_factor: TwoFactor | None,
+        ids: Sequence[UUID] | None,
+        sort: str,
+        descending: bool,
+        after: After | None,
+        limit: int,
+        now: datetime,
+    ) -> Page[User]:
+        """Users with access to the context or below it, filtered, one keyset page at a time."""
+        statement = sa.select(users).where(visible_from(context, now))
+        if q:
+            pattern = f"%{escape_like(q.lower())}%"
+            statement = statement.where(
+                sa.or_(
+                    users.c.email_key.like(pattern, escape="\\"),
+                    sa.func.lower(users.c.first_name).like(pattern, escape="\\"),
+                    sa.func.lower(users.c.last_name).like(pattern, escape="\\"),
+                )
+            )
+        if two_factor is not None:
+            statement = statement.where(users.c.two_factor == two_factor.value)
+        if ids is not None:
+            statement = statement.where(users.c.id.in_(set(ids)))
+        if role is not None:
+            statement = statement.where(
+                sa.exists().where(
+                    authorizations.c.user_id == users.c.id,
+                    _reaching(context, now),
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                    roles.c.id == authorization_roles.c.role_id,
+                    roles.c.key == role,
+                )
+            )
+        return await fetch_page(
+            self.session,
+            statement,
+            key=USER_SORTS[sort],
+            id_column=users.c.id,
+            descending=descending,
+            after=after,
+            limit=limit,
+            build=to_user,
+        )
+
+    def _export_select(
+        self, context: Tenant, ids: Sequence[UUID] | None, now: datetime
+    ) -> tuple[sa.Select[Any], dict[str, sa.ColumnElement[Any]]]:
+        """Everyone visible from the context, with the roles that apply there and whether any
+        live grant remains (both computed once for everyone by grouped joins), by email."""
+        held = tenant_closure.alias("held")
+        postgres = is_postgresql(self.session)
+        keys = (
+            sa.func.array_to_string(
+                sa.func.array_agg(aggregate_order_by(sa.distinct(roles.c.key), roles.c.key)), ";"
+            )
+            if postgres
+            else sa.func.group_concat(sa.distinct(roles.c.key))
+        )
+        role_keys = (
+            sa.select(authorizations.c.user_id, keys.label("role_keys"))
+            .select_from(
+                held.join(authorizations, authorizations.c.tenant_id == held.c.ancestor_id)
+                .join(
+                    authorization_roles,
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                )
+                .join(roles, roles.c.id == authorization_roles.c.role_id)
+            )
+            .where(
+                held.c.descendant_id == context.id,
+                sa.or_(held.c.depth == 0, authorizations.c.include_descendants),
+                _live(now),
+            )
+            .group_by(authorizations.c.user_id)
+            .subquery("role_keys")
+        )
+        statement = sa.select(users).outerjoin(role_keys, role_keys.c.user_id == users.c.id)
+        active: sa.ColumnElement[Any] = sa.true()
+        if context.parent_id is None:
+            # At the root a member may have no role left anywhere (seed 003): say so.
+            live = (
+                sa.select(authorizations.c.user_id)
+                .where(authorizations.c.root_id == context.id, _live(now))
+                .distinct()
+                .subquery("live")
+            )
+            statement = statement.outerjoin(live, live.c.user_id == users.c.id)
+            active = live.c.user_id.is_not(None)
+        statement = statement.where(visible_from(context, now))
+        if ids is not None:
+            statement = statement.where(users.c.id.in_(set(ids)))
+        fields: dict[str, sa.ColumnElement[Any]] = {
+            "id": users.c.id,
+            "email": users.c.email,
+            "first_name": users.c.first_name,
+            "last_name": users.c.last_name,
+            "role_keys": role_keys.c.role_keys,
+            "two_factor": users.c.two_factor,
+            "active": active,
+            "created_at": users.c.created_at,
+            "last_login_at": users.c.last_login_at,
+        }
+        return statement.order_by(users.c.email_key, users.c.id), fields
+
+    async def export_csv(
+        self,
+        context: Tenant,
+        *,
+        columns: Sequence[str],
+        ids: Sequence[UUID] | None,
+        now: datetime,
+        batch: int = 2000,
+    ) -> AsyncIterator[bytes]:
+        """The CSV export (seed 003), streamed from one query (one snapshot) with memory flat
+        whatever the number of users. PostgreSQL renders the CSV itself (COPY ... TO STDOUT),
+        at its own speed; SQLite's rows are rendered here. Both give the same bytes."""
+        statement, fields = self._export_select(context, ids, now)
+        if is_postgresql(self.session):
+            rendered = {
+                "user_id": sa.cast(fields["id"], sa.Text),
+                "email": _neutralized(fields["email"]),
+                "first_name": _neutralized(fields["first_name"]),
+                "last_name": _neutralized(fields["last_name"]),
+                "roles": fields["role_keys"],
+                "two_factor": fields["two_factor"],
+                "status": sa.case((fields["active"], "active"), else_="no_access"),
+                "created_at": _utc_text(fields["created_at"]),
+                "last_login_at": _utc_text(fields["last_login_at"]),
+            }
+            query = statement.with_only_columns(*(rendered[c].label(c) for c in columns))
+            async for chunk in self._copy_csv(query):
+                yield chunk
+            return
+        query = statement.with_only_columns(*fields.values())
+        result = await self.session.stream(query.execution_options(yield_per=batch))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        pick = operator.itemgetter(*(EXPORT_COLUMNS.index(c) for c in columns))
+        async for partition in result.partitions():
+            rows = (pick(_export_row(row)) for row in partition)
+            writer.writerows(((cell,) for cell in rows) if len(columns) == 1 else rows)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue().encode()
+
+    async def _copy_csv(self, query: sa.Select[Any]) -> AsyncIterator[bytes]:
+        """Stream COPY's output through a small queue: when the client reads slowly, the queue
+        fills, asyncpg stops reading, and PostgreSQL waits; nothing piles up in memory."""
+        # Every literal here is a UUID or a time of ours: no caller text reaches the SQL.
+        sql = str(
+            query.compile(
+                dialect=self.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        if driver is None:
+            raise RuntimeError("the export's connection is closed")
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
+
+        async def sink(chunk: bytes | bytearray) -> None:
+            await chunks.put(bytes(chunk))
+
+        async def copy() -> None:
+            try:
+                await driver.copy_from_query(sql, output=sink, format="csv", header=True)
+            finally:
+                await chunks.put(None)
+
+        task = asyncio.create_task(copy())
+        try:
+            while (chunk := await chunks.get()) is not None:
+                yield chunk
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def update_profile(self, user: User) -> None:
+        await self.session.execute(
+            sa.update(users)
+            .where(users.c.id == user.id)
+            .values(
+                first_name=user.first_name,
+                last_name=user.last_name,
+                phone=user.phone,
+                session_timeout_minutes=user.session_timeout_minutes,
+                updated_at=user.updated_at,
+            )
+        )
+
+    async def lock(self, user_id: UUID) -> User | None:
+        row = (
+            await self.session.execute(
+                sa.select(users).where(users.c.id == user_id).with_for_update()
+            )
+        ).first()
+        return to_user(row) if row else None
+
+    async def password_hash(self, user_id: UUID) -> str | None:
+        value = await self.session.scalar(
+            sa.select(users.c.password_hash).where(users.c.id == user_id)
+        )
+        return str(value) if value is not None else None
 
     async def record_login(self, user_id: UUID, now: datetime) -> None:
         await self.session.execute(

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import Request
+from fastapi import Request, status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Access, CurrentCaller, Now, Users
-from access_api.domain import access
+from access_api.dependencies import Access, Audit, CurrentCaller, Now, Sessions, State, Users
+from access_api.domain import access, users
 from access_api.domain import errors as e
 from access_api.domain.audit import ActorKind
+from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import TenantKind, TenantStatus
-from access_api.domain.users import TwoFactor, User
-from access_api.routers.common import AUTHENTICATED_PROBLEMS, api_router
+from access_api.errors import problem_responses
+from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
+from access_api.routers.users import UserOut
 
 router = api_router(prefix="/v1/me", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
 
@@ -37,32 +39,6 @@ class ReachableTenant(BaseModel):
     )
     roles: list[str] = Field(description="Roles that apply here, granted here or inherited")
     permissions: list[str]
-
-
-class UserOut(BaseModel):
-    id: UUID
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    session_timeout_minutes: int
-    two_factor: TwoFactor
-    created_at: datetime
-    last_login_at: datetime | None
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            phone=user.phone,
-            session_timeout_minutes=user.session_timeout_minutes,
-            two_factor=user.two_factor,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
-        )
 
 
 class Me(UserOut):
@@ -104,4 +80,81 @@ async def get_me(
             or getattr(request.state, "session_expires_at", None),
         ),
         tenants=reachable,
+    )
+
+
+class MePatch(Body):
+    first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
+    last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
+    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+    email: str | None = Field(
+        default=None, description="Fixed for life: only the current value is accepted"
+    )
+
+
+class PasswordChange(Body):
+    current_password: str = Field(min_length=1, max_length=users.PASSWORD_MAX_LENGTH)
+    new_password: str = Field(min_length=1, max_length=users.PASSWORD_MAX_LENGTH)
+
+
+@router.patch(
+    "",
+    summary="Edit my profile",
+    responses=problem_responses(e.EmailImmutable),
+)
+async def patch_me(
+    body: MePatch, caller: CurrentCaller, repo: Users, audit: Audit, now: Now
+) -> UserOut:
+    current = await repo.lock(caller.user_id)
+    if current is None:
+        raise e.Unauthenticated()
+    updated, changes = users.update_profile(current, body.model_dump(exclude_unset=True), now)
+    if changes:
+        await repo.update_profile(updated)
+        await audit.record(
+            caller.actor,
+            "user.updated",
+            tenant=None,
+            target_type="user",
+            target_id=caller.user_id,
+            changes=changes,
+        )
+    return UserOut.of(updated)
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change my password; my other sessions end",
+    responses=problem_responses(e.ValidationFailed),
+)
+async def change_password(
+    body: PasswordChange,
+    caller: CurrentCaller,
+    state: State,
+    repo: Users,
+    sessions: Sessions,
+    audit: Audit,
+    now: Now,
+) -> None:
+    user = await repo.lock(caller.user_id)
+    stored = await repo.password_hash(caller.user_id)
+    if user is None or not await state.passwords.verify(body.current_password, stored):
+        raise ValidationFailed(
+            [FieldError("current_password", "incorrect", "this is not your current password")]
+        )
+    users.check_password(body.new_password, email=user.email, field="new_password")
+    if body.new_password == body.current_password:
+        raise ValidationFailed(
+            [FieldError("new_password", "unchanged", "choose a password you do not use now")]
+        )
+    await repo.set_password_hash(user.id, await state.passwords.hash(body.new_password), now)
+    keep = caller.credential_id if caller.credential is ActorKind.SESSION else None
+    await sessions.end_all(user.id, now, keep=keep)
+    await audit.record(
+        caller.actor,
+        "user.password_changed",
+        tenant=None,
+        target_type="user",
+        target_id=user.id,
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Access, Audit, Now, State, Tenants, requires
+from access_api.dependencies import Access, Audit, Locked, Now, State, Tenants, requires
 from access_api.domain import access, tenants
 from access_api.domain import errors as e
 from access_api.domain.access import GrantContext, GrantRequest, Scope
@@ -202,12 +202,14 @@ async def list_clients(
 async def create_client(
     body: ClientCreate,
     scope: WriteClients,
+    locked: Locked,
     response: Response,
     repo: Tenants,
     grants: Access,
     audit: Audit,
     now: Now,
 ) -> TenantOut:
+    scope = await locked(scope, Permission.CLIENTS_WRITE)
     client = tenants.new_child(
         scope.tenant,
         id=new_id(),
@@ -220,7 +222,6 @@ async def create_client(
     if body.authorizations:
         access.require(scope, Permission.AUTHORIZATIONS_WRITE)
     root_id = scope.tenant.root_id
-    await repo.lock_tree(root_id)
     requests = [
         GrantRequest(
             user_id=item.user_id,
@@ -239,8 +240,12 @@ async def create_client(
             GrantContext(
                 caller=scope.caller,
                 reachable_tenants=frozenset({client.id}),
-                visible_users=await grants.visible_from(
-                    scope.tenant.id, root_id, (r.user_id for r in requests), now
+                visible_users=await grants.grantable_users(
+                    scope.caller.user_id,
+                    scope.tenant.id,
+                    root_id,
+                    (r.user_id for r in requests),
+                    now,
                 ),
                 caller_standing={client.id: access.standing_below(scope.standing)},
                 current={},
@@ -328,9 +333,14 @@ async def enable_clients(
     responses=problem_responses(e.ConfirmationRequired, e.HasChildren, e.BulkRefused),
 )
 async def delete_clients(
-    body: ClientDelete, scope: DeleteClients, repo: Tenants, audit: Audit, now: Now
+    body: ClientDelete,
+    scope: DeleteClients,
+    locked: Locked,
+    repo: Tenants,
+    audit: Audit,
+    now: Now,
 ) -> Deleted:
-    await repo.lock_tree(scope.tenant.root_id)
+    scope = await locked(scope, Permission.CLIENTS_DELETE)
     reachable = await repo.subtrees(scope.tenant.id, body.ids, for_update=True)
     targets = tenants.plan_deletion(body.ids, reachable, confirm=body.confirm, cascade=body.cascade)
     deleted: list[UUID] = []

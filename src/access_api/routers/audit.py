@@ -1,0 +1,95 @@
+"""The audit trail of a tenant and everything below it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from access_api.dependencies import AuditEvents, State, requires
+from access_api.domain.access import Scope
+from access_api.domain.audit import ActorKind, AuditEvent
+from access_api.domain.permissions import Permission
+from access_api.routers.common import (
+    SCOPED_PROBLEMS,
+    Cursor,
+    Limit,
+    ListPage,
+    api_router,
+    split_sort,
+)
+
+router = api_router(prefix="/v1/tenants", tags=["audit"], responses=SCOPED_PROBLEMS)
+
+ReadAudit = Annotated[Scope, requires(Permission.AUDIT_READ)]
+
+
+class ActorOut(BaseModel):
+    user_id: UUID | None
+    kind: ActorKind
+
+
+class TargetOut(BaseModel):
+    type: str
+    id: UUID | None
+
+
+class AuditEventOut(BaseModel):
+    id: UUID
+    at: datetime
+    actor: ActorOut
+    tenant_id: UUID | None
+    action: str
+    target: TargetOut
+    changes: dict[str, Any]
+    request_id: str | None
+    ip: str | None
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventOut:
+        return cls(
+            id=event.id,
+            at=event.at,
+            actor=ActorOut(user_id=event.actor.user_id, kind=event.actor.kind),
+            tenant_id=event.tenant_id,
+            action=event.action,
+            target=TargetOut(type=event.target_type, id=event.target_id),
+            changes=event.changes,
+            request_id=event.request_id,
+            ip=event.ip,
+        )
+
+
+@router.get("/{tenant_id}/audit-events", summary="Every change in this account and below it")
+async def list_audit_events(
+    scope: ReadAudit,
+    repo: AuditEvents,
+    state: State,
+    action: Annotated[str | None, Query(max_length=64, examples=["user.deleted"])] = None,
+    actor_id: UUID | None = None,
+    target_id: UUID | None = None,
+    since: Annotated[datetime | None, Query(description="From this time, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time")] = None,
+    sort: Literal["at", "-at"] = "-at",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ListPage[AuditEventOut]:
+    _, descending = split_sort(sort)
+    page = await repo.list(
+        scope.tenant,
+        action=action,
+        actor_id=actor_id,
+        target_id=target_id,
+        since=since,
+        until=until,
+        descending=descending,
+        after=state.cursors.decode(cursor, sort),
+        limit=limit,
+    )
+    return ListPage(
+        items=[AuditEventOut.of(event) for event in page.items],
+        next_cursor=state.cursors.encode(sort, page.next_after),
+    )
