@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -19,9 +20,10 @@ from access_api import errors
 from access_api.db import Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
-from access_api.routers import auth, health, me, problems, tenants
+from access_api.routers import auth, health, invitations, me, problems, tenants
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
+from access_api.services.mailer import Dispatcher, stop_in_time
 from access_api.services.passwords import Passwords
 from access_api.settings import Settings, get_settings
 from access_api.state import AppState
@@ -84,17 +86,30 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database.connect(settings)
+        the_clock = clock or SystemClock()
+        dispatcher = Dispatcher(database=db, keyring=keyring, clock=the_clock, settings=settings)
         app.state.access = AppState(
             settings=settings,
             database=db,
             keyring=keyring,
             passwords=Passwords(),
-            clock=clock or SystemClock(),
+            clock=the_clock,
             cursors=Cursors(keyring),
+            dispatcher=dispatcher,
+        )
+        # An injected database (tests) gets no background dispatcher: they deliver explicitly.
+        stop = asyncio.Event()
+        delivering = (
+            asyncio.create_task(dispatcher.run(stop), name="mail-dispatcher")
+            if settings.mail_dispatcher and database is None
+            else None
         )
         try:
             yield
         finally:
+            if delivering is not None:
+                await stop_in_time(delivering, stop)
+            await dispatcher.close()
             if database is None:
                 await db.dispose()
 
@@ -105,7 +120,15 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, problems.router, auth.router, me.router, tenants.router):
+    for router in (
+        health.router,
+        problems.router,
+        auth.router,
+        me.router,
+        tenants.router,
+        invitations.router,
+        invitations.public_router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
