@@ -37,6 +37,8 @@ INVITATION_SORTS: dict[str, SortKey] = {
 }
 
 _PENDING = invitations.c.status == InvitationStatus.PENDING.value
+# The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
+_PENDING_INDEX = sa.text("status = 'pending'")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,7 +252,9 @@ class InvitationRepository:
             return
         statement = (
             insert(self.session, invitations)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "email_key"], index_where=_PENDING)
+            .on_conflict_do_nothing(
+                index_elements=["tenant_id", "email_key"], index_where=_PENDING_INDEX
+            )
             .returning(invitations.c.email_key)
         )
         inserted = set(
