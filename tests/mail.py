@@ -104,11 +104,12 @@ class Inbox:
         with self._lock:
             return Counter(str(message["Message-ID"]) for message in self.messages)
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def arrived(self, count: int, within: float = 20.0) -> None:
+        """Wait (without blocking the event loop) until count messages were acknowledged."""
+        deadline = time.monotonic() + within
         while len(self.messages) < count:
             assert time.monotonic() < deadline, f"{len(self.messages)} of {count} mails arrived"
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
 
 
 class SmtpServer:
