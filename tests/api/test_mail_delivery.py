@@ -259,7 +259,7 @@ class TestSettings:
         implicit = parse_smtp_url("smtps://mail.example.com:2465")
         assert (implicit.port, implicit.use_tls) == (2465, True)
         with pytest.raises(ValidationError, match="ACCESS_API_SMTP_URL"):
-            Settings(smtp_url="http://mail.example.com")  # type: ignore[arg-type]
+            Settings(smtp_url="http://mail.example.com")
 
 
 # --- real processes and real commits ------------------------------------------------------
