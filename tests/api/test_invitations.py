@@ -1000,3 +1000,44 @@ class TestConcurrency:
                     .where(invitations.c.email_key == "once@example.com")
                 )
             assert count == 1
+
+    async def test_two_invitations_for_one_new_email_accepted_at_once_make_one_user(
+        self, live_database: str, smtp: SmtpServer
+    ) -> None:
+        async with live_client(live_database, smtp_url=smtp.url, mail_dispatcher=False) as client:
+            state = state_of(client)
+            for tree in ("first-tree", "second-tree"):
+                root, headers = await live_msp(client, tree)
+                response = await client.post(
+                    f"/v1/tenants/{root}/invitations",
+                    json={"emails": ["both@example.com"], "authorizations": [offer(root)]},
+                    headers=headers,
+                )
+                assert response.status_code == 201, response.text
+            await state.dispatcher.deliver_due()
+            tokens = [accept_token(mail) for mail in smtp.inbox.take()]
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/invitations/accept",
+                        json={
+                            "token": token,
+                            "first_name": "B",
+                            "last_name": "B",
+                            "password": NEW_PASSWORD,
+                        },
+                    )
+                    for token in tokens
+                )
+            )
+            # The loser is told to retry as the account that now exists, never a 500.
+            codes = sorted((r.status_code, r.json().get("code")) for r in answers)
+            assert codes[0] == (201, None)
+            assert codes[1] in {(409, "conflict"), (422, "validation_error")}, codes
+            async with state.database.session() as session:
+                count = await session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(users)
+                    .where(users.c.email_key == "both@example.com")
+                )
+            assert count == 1
