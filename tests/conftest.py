@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from access_api.db import create_engine
 from access_api.settings import Settings
 
+pytest_plugins = ("tests.mail",)  # the SMTP server fixtures
+
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_DSN = os.environ.get(
     "ACCESS_API_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

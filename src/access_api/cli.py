@@ -1,4 +1,4 @@
-"""The access-api command: serve | migrate | bootstrap | openapi."""
+"""The access-api command: serve | migrate | bootstrap | openapi | worker."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from access_api.domain.errors import DomainError
 from access_api.logs import configure_logging
 from access_api.main import create_app
 from access_api.services.clock import SystemClock
+from access_api.services.mailer import run_worker
 from access_api.services.passwords import Passwords
 from access_api.settings import InsecureConfiguration, Settings, get_settings
 
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument("--admin-password-file", help="read the password from this file")
 
     commands.add_parser("openapi", help="print the OpenAPI contract as YAML")
+    commands.add_parser(
+        "worker", help="deliver the mail outbox, apart from the server, until SIGTERM/SIGINT"
+    )
     return parser
 
 
@@ -155,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.admin_password_file:
                 password = Path(args.admin_password_file).read_text().strip()
             return asyncio.run(_bootstrap(args, settings, password))
+        if args.command == "worker":
+            settings.secret  # noqa: B018 - refuse an unsafe secret before delivering anything
+            asyncio.run(run_worker(settings))
+            return 0
         return _serve(args, settings)
     except InsecureConfiguration as error:
         print(f"refusing to start: {error}", file=sys.stderr)  # noqa: T201

@@ -41,6 +41,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.HasChildren: 409,
     e.InvitationExists: 409,
     e.InvalidToken: 400,
+    e.InvitationNotPending: 409,
     e.RoleImmutable: 403,
     e.RoleInUse: 409,
     e.RoleKeyTaken: 409,

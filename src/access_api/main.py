@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from access_api.routers import (
     auth,
     authorizations,
     health,
+    invitations,
     me,
     problems,
     roles,
@@ -32,6 +34,7 @@ from access_api.routers import (
 )
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
+from access_api.services.mailer import Dispatcher, stop_in_time
 from access_api.services.passwords import Passwords
 from access_api.settings import Settings, get_settings
 from access_api.state import AppState
@@ -94,17 +97,30 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database.connect(settings)
+        the_clock = clock or SystemClock()
+        dispatcher = Dispatcher(database=db, keyring=keyring, clock=the_clock, settings=settings)
         app.state.access = AppState(
             settings=settings,
             database=db,
             keyring=keyring,
             passwords=Passwords(),
-            clock=clock or SystemClock(),
+            clock=the_clock,
             cursors=Cursors(keyring),
+            dispatcher=dispatcher,
+        )
+        # An injected database (tests) gets no background dispatcher: they deliver explicitly.
+        stop = asyncio.Event()
+        delivering = (
+            asyncio.create_task(dispatcher.run(stop), name="mail-dispatcher")
+            if settings.mail_dispatcher and database is None
+            else None
         )
         try:
             yield
         finally:
+            if delivering is not None:
+                await stop_in_time(delivering, stop)
+            await dispatcher.close()
             if database is None:
                 await db.dispose()
 
@@ -126,6 +142,8 @@ def create_app(
         roles.catalog,
         roles.router,
         audit.router,
+        invitations.router,
+        invitations.public_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

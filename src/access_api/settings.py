@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SQLITE_DEFAULT_URL = "sqlite+aiosqlite:///./access-api.db"
 MIN_SECRET_LENGTH = 32
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
 _WEAK_SECRETS = {"changethis", "secret", "changeme", "password", "development"}
 
 
@@ -39,6 +40,17 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_pool_timeout_seconds: float = 3.0
 
+    mail_dispatcher: bool = Field(
+        default=True,
+        description="Deliver the outbox from inside the server process (off when a separate "
+        "`access-api worker` does it)",
+    )
+    mail_lease_seconds: float = Field(default=60.0, gt=0)
+    mail_poll_seconds: float = Field(default=5.0, gt=0)
+    mail_retry_base_seconds: float = Field(default=5.0, gt=0)
+    mail_retry_max_seconds: float = Field(default=900.0, gt=0)
+    mail_max_attempts: int = Field(default=100, ge=1)
+
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
     login_dummy_delay: bool = True
@@ -47,6 +59,17 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _known_smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = value.get_secret_value().split("://", 1)[0]
+            if scheme not in SMTP_SCHEMES:
+                raise ValueError(
+                    f"ACCESS_API_SMTP_URL must start with one of {', '.join(SMTP_SCHEMES)}://"
+                )
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,6 +8,7 @@ from access_api.db import Database
 from access_api.pagination import Cursors
 from access_api.services.clock import Clock
 from access_api.services.keyring import Keyring
+from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
 from access_api.settings import Settings
 
@@ -20,3 +21,4 @@ class AppState:
     passwords: Passwords
     clock: Clock
     cursors: Cursors
+    dispatcher: Dispatcher

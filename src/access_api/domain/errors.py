@@ -145,6 +145,11 @@ class InvalidToken(DomainError):
     title = "This link is invalid, used, revoked or expired"
 
 
+class InvitationNotPending(DomainError):
+    code = "invitation_not_pending"
+    title = "This invitation is no longer pending: it was accepted or revoked, or has expired"
+
+
 # --- roles --------------------------------------------------------------------------------
 
 

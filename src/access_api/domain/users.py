@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from itertools import pairwise
 from uuid import UUID
 
 from access_api.domain.audit import Changes, diff
@@ -168,6 +169,88 @@ def check_password(password: str, *, email: str, field: str = "password") -> str
         problems.append(FieldError(field, "password_contains_email", "must not contain your email"))
     if len(set(password)) < 4:
         problems.append(FieldError(field, "password_too_simple", "use more different characters"))
+    elif _is_common(password):
+        problems.append(
+            FieldError(field, "password_common", "this password is one of the first ones guessed")
+        )
     if problems:
         raise ValidationFailed(problems)
     return password
+
+
+# Long passwords that still top the breach corpora (NIST SP 800-63B: refuse "values known to
+# be commonly used"). Shorter ones already fail the length rule. Compared without case,
+# spaces or punctuation, so "Password 1234!" is "password1234".
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456789012", "1234567890123", "12345678901234", "123456789123",
+        "1234567891011", "123123123123", "111111111111", "000000000000",
+        "123456123456", "121212121212", "147258369147", "987654321098",
+        "qwertyuiopas", "qwertyuiopasdf", "qwertyuiop123", "qwerty123456",
+        "1qaz2wsx3edc", "1q2w3e4r5t6y", "zaq12wsxcde3", "asdfghjkl123",
+        "asdfasdfasdf", "qweasdzxc123", "password1234", "password12345",
+        "password123456", "passwordpassword", "passw0rd1234", "p4ssw0rd1234",
+        "mypassword123", "iloveyou1234", "iloveyouiloveyou", "letmein12345",
+        "welcome12345", "welcome123456", "changeme1234", "changemenow1",
+        "administrator", "administrator1", "admin1234567", "adminadmin123",
+        "football1234", "baseball1234", "superman1234", "starwars1234",
+        "monkey123456", "sunshine1234", "princess1234", "dragon123456",
+        "trustno11234", "abc123abc123", "abcdefghijkl", "abcd1234abcd",
+        "secret123456", "qwertyqwerty", "loveyou12345", "whatever1234",
+    }
+)  # fmt: skip
+
+
+def _is_common(password: str) -> bool:
+    squeezed = "".join(ch for ch in password.lower() if ch.isalnum())
+    if squeezed in COMMON_PASSWORDS:
+        return True
+    # One short run repeated ("abcdabcdabcd") or a straight run of keys ("0123456789ab").
+    for size in range(1, len(squeezed) // 3 + 1):
+        if len(squeezed) % size == 0 and squeezed == squeezed[:size] * (len(squeezed) // size):
+            return True
+    steps = {ord(b) - ord(a) for a, b in pairwise(squeezed)}
+    return len(squeezed) >= PASSWORD_MIN_LENGTH and steps in ({1}, {-1})
+
+
+def new_user(
+    *,
+    id: UUID,
+    email: str,
+    first_name: str | None,
+    last_name: str | None,
+    phone: str | None,
+    now: datetime,
+) -> User:
+    """A new person signing up (through an invitation): first and last name are required,
+    the phone is optional; two-factor starts disabled and the session timeout at default."""
+    problems: list[FieldError] = []
+    fields: dict[str, object] = {}
+    for name, value in (("first_name", first_name), ("last_name", last_name)):
+        if value is None:
+            problems.append(FieldError(name, "missing", "required for a new account"))
+        else:
+            fields[name] = value
+    if phone is not None:
+        fields["phone"] = phone
+    blank = User(
+        id=id,
+        email=email,
+        first_name="",
+        last_name="",
+        phone=None,
+        session_timeout_minutes=SESSION_TIMEOUT_DEFAULT,
+        two_factor=TwoFactor.DISABLED,
+        created_at=now,
+        updated_at=now,
+        last_login_at=None,
+    )
+    user = replace(
+        blank,
+        first_name=_name(fields, "first_name", "", problems),
+        last_name=_name(fields, "last_name", "", problems),
+        phone=_phone(fields, None, problems),
+    )
+    if problems:
+        raise ValidationFailed(problems)
+    return user

@@ -229,3 +229,109 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_tenant_id_at_id", "tenant_id", "at", "id"),
     sa.Index("ix_audit_events_root_id_at_id", "root_id", "at", "id"),
 )
+
+# --- invitations and the mail outbox ------------------------------------------------------
+
+_PENDING = sa.text("status = 'pending'")
+
+# An offer of grants to an email, made in one tenant (tenant_id) and listed only there. The
+# token is kept only as its keyed digest, cleared once the link dies (used, revoked, expired).
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("email_key", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("invited_by", sa.Uuid(), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("expires_in_days", sa.Integer(), nullable=False),
+    _created(),
+    _updated(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("accepted_at", Timestamp(), nullable=True),
+    sa.Column("accepted_user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("revoked_at", Timestamp(), nullable=True),
+    sa.Column("sent_count", sa.Integer(), nullable=False),
+    sa.Column("last_sent_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'accepted', 'expired', 'revoked')", name="status"),
+    sa.CheckConstraint("expires_in_days BETWEEN 1 AND 30", name="expires_in_days"),
+    # One pending invitation per email per tenant, even under concurrent requests.
+    sa.Index(
+        "uq_invitations_tenant_id_email_key_pending",
+        "tenant_id",
+        "email_key",
+        unique=True,
+        postgresql_where=_PENDING,
+        sqlite_where=_PENDING,
+    ),
+    # The list's sorts, keyset (sort key, id) within the tenant where they were made.
+    sa.Index("ix_invitations_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    sa.Index("ix_invitations_tenant_id_email_key_id", "tenant_id", "email_key", "id"),
+    sa.Index("ix_invitations_tenant_id_expires_at_id", "tenant_id", "expires_at", "id"),
+)
+
+invitation_grants = sa.Table(
+    "invitation_grants",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column(
+        "invitation_id",
+        sa.Uuid(),
+        sa.ForeignKey("invitations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    sa.UniqueConstraint("invitation_id", "tenant_id"),
+    sa.Index("ix_invitation_grants_tenant_id", "tenant_id"),
+)
+
+# RESTRICT on the role: a role offered by an invitation cannot disappear under it.
+invitation_grant_roles = sa.Table(
+    "invitation_grant_roles",
+    metadata,
+    sa.Column(
+        "grant_id",
+        sa.Uuid(),
+        sa.ForeignKey("invitation_grants.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "role_id", sa.Uuid(), sa.ForeignKey("roles.id", ondelete="RESTRICT"), primary_key=True
+    ),
+    sa.Index("ix_invitation_grant_roles_role_id", "role_id"),
+)
+
+_UNSENT = sa.text("sent_at IS NULL AND failed_at IS NULL")
+
+# Mail written in the same transaction as the change it announces, delivered by a dispatcher.
+# The body carries links that log people in, so it is sealed, and wiped once sent.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("payload", sa.LargeBinary(), nullable=True),
+    sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+    _created(),
+    sa.Column("available_at", Timestamp(), nullable=False),
+    sa.Column("lease_until", Timestamp(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_attempt_at", Timestamp(), nullable=True),
+    sa.Column("sent_at", Timestamp(), nullable=True),
+    sa.Column("failed_at", Timestamp(), nullable=True),
+    # Only undelivered mail is ever looked for: the index stays as small as the queue.
+    sa.Index(
+        "ix_outbox_available_at_id_unsent",
+        "available_at",
+        "id",
+        postgresql_where=_UNSENT,
+        sqlite_where=_UNSENT,
+    ),
+)

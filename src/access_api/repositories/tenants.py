@@ -16,6 +16,8 @@ from access_api.domain.tenants import Subtree, Tenant, TenantKind, TenantStatus
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
     authorizations,
+    invitation_grants,
+    invitations,
     tenant_closure,
     tenants,
 )
@@ -214,12 +216,26 @@ class TenantRepository:
 
     async def delete(self, tenant_ids: Iterable[UUID], now: datetime) -> None:
         """Soft-delete, so the audit trail keeps its subjects; the prefix is free at once
-        because uniqueness only counts live tenants. Grants on them go with them."""
+        because uniqueness only counts live tenants. Grants on them go with them, and so do
+        invitations: those made in them are revoked (their links die), offers on them are
+        withdrawn, and a pending invitation left offering nothing is revoked too."""
         ids = list(tenant_ids)
         if not ids:
             return
         await self.session.execute(
             sa.delete(authorizations).where(authorizations.c.tenant_id.in_(ids))
+        )
+        await self.session.execute(
+            sa.delete(invitation_grants).where(invitation_grants.c.tenant_id.in_(ids))
+        )
+        offers_nothing = ~sa.exists().where(invitation_grants.c.invitation_id == invitations.c.id)
+        await self.session.execute(
+            sa.update(invitations)
+            .where(
+                invitations.c.status == "pending",
+                sa.or_(invitations.c.tenant_id.in_(ids), offers_nothing),
+            )
+            .values(status="revoked", token_hash=None, revoked_at=now, updated_at=now)
         )
         await self.session.execute(
             sa.update(tenants).where(tenants.c.id.in_(ids)).values(deleted_at=now, updated_at=now)

@@ -1,0 +1,422 @@
+"""Invitations, their offered grants and roles, found by tenant, id, or token digest."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain.access import Role
+from access_api.domain.errors import InvitationExists
+from access_api.domain.invitations import Invitation, InvitationStatus, Offer
+from access_api.domain.users import User, email_key
+from access_api.ids import new_id
+from access_api.repositories.dialect import insert
+from access_api.repositories.orm import (
+    invitation_grant_roles,
+    invitation_grants,
+    invitations,
+    roles,
+    tenants,
+    users,
+)
+from access_api.repositories.pagination import After, Page, SortKey, fetch_page
+from access_api.repositories.tenants import escape_like
+
+INVITATION_SORTS: dict[str, SortKey] = {
+    "created_at": SortKey(invitations.c.created_at),
+    "email": SortKey(invitations.c.email_key),
+    "expires_at": SortKey(invitations.c.expires_at),
+}
+
+_PENDING = invitations.c.status == InvitationStatus.PENDING.value
+# The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
+_PENDING_INDEX = sa.text("status = 'pending'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inviter:
+    first_name: str
+    last_name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invited:
+    """An invitation as its link shows it: with the inviting tenant and who invited."""
+
+    invitation: Invitation
+    tenant_name: str
+    inviter: Inviter | None
+
+
+def _invitation(row: Row[Any] | Any, offers: Sequence[Offer]) -> Invitation:
+    return Invitation(
+        id=row.id,
+        root_id=row.root_id,
+        tenant_id=row.tenant_id,
+        email=row.email,
+        status=InvitationStatus(row.status),
+        invited_by=row.invited_by,
+        expires_in_days=row.expires_in_days,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        accepted_at=row.accepted_at,
+        accepted_user_id=row.accepted_user_id,
+        revoked_at=row.revoked_at,
+        sent_count=row.sent_count,
+        last_sent_at=row.last_sent_at,
+        offers=tuple(offers),
+    )
+
+
+class InvitationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def _offers(self, invitation_ids: Iterable[UUID]) -> dict[UUID, list[Offer]]:
+        ids = list(set(invitation_ids))
+        found: dict[UUID, list[Offer]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        rows = await self.session.execute(
+            sa.select(
+                invitation_grants.c.invitation_id,
+                invitation_grants.c.tenant_id,
+                invitation_grants.c.include_descendants,
+                roles.c.key,
+            )
+            .join(
+                invitation_grant_roles, invitation_grant_roles.c.grant_id == invitation_grants.c.id
+            )
+            .join(roles, roles.c.id == invitation_grant_roles.c.role_id)
+            .where(invitation_grants.c.invitation_id.in_(ids))
+        )
+        keys: dict[tuple[UUID, UUID], set[str]] = defaultdict(set)
+        include: dict[tuple[UUID, UUID], bool] = {}
+        for row in rows:
+            pair = (row.invitation_id, row.tenant_id)
+            keys[pair].add(row.key)
+            include[pair] = row.include_descendants
+        for (invitation_id, tenant_id), role_keys in sorted(
+            keys.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+        ):
+            found[invitation_id].append(
+                Offer(
+                    tenant_id=tenant_id,
+                    roles=frozenset(role_keys),
+                    include_descendants=include[(invitation_id, tenant_id)],
+                )
+            )
+        return found
+
+    async def _build(self, rows: Sequence[Row[Any]]) -> list[Invitation]:
+        offers = await self._offers(row.id for row in rows)
+        return [_invitation(row, offers[row.id]) for row in rows]
+
+    async def made_in(
+        self, tenant_id: UUID, ids: Iterable[UUID], *, for_update: bool = False
+    ) -> dict[UUID, Invitation]:
+        """Those of ids that were made in this tenant: elsewhere they do not exist (seed 001)."""
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        statement = sa.select(invitations).where(
+            invitations.c.tenant_id == tenant_id, invitations.c.id.in_(wanted)
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        rows = (await self.session.execute(statement)).all()
+        return {invitation.id: invitation for invitation in await self._build(rows)}
+
+    async def open_for(self, tenant_id: UUID, emails: Iterable[str]) -> dict[str, Invitation]:
+        """Stored-pending invitations made in this tenant for these emails, by email key."""
+        keys = {email_key(email) for email in emails}
+        if not keys:
+            return {}
+        rows = (
+            await self.session.execute(
+                sa.select(invitations)
+                .where(
+                    invitations.c.tenant_id == tenant_id,
+                    invitations.c.email_key.in_(keys),
+                    _PENDING,
+                )
+                .with_for_update()
+            )
+        ).all()
+        return {invitation.email_key: invitation for invitation in await self._build(rows)}
+
+    async def by_digest(self, token_digest: str) -> Invited | None:
+        """The invitation a link leads to, with the inviting (live) tenant and the inviter."""
+        inviter = users.alias("inviter")
+        row = (
+            await self.session.execute(
+                sa.select(
+                    invitations,
+                    tenants.c.name.label("tenant_name"),
+                    inviter.c.first_name.label("inviter_first_name"),
+                    inviter.c.last_name.label("inviter_last_name"),
+                    inviter.c.email.label("inviter_email"),
+                )
+                .join(tenants, tenants.c.id == invitations.c.tenant_id)
+                .outerjoin(inviter, inviter.c.id == invitations.c.invited_by)
+                .where(invitations.c.token_hash == token_digest, tenants.c.deleted_at.is_(None))
+            )
+        ).first()
+        if row is None:
+            return None
+        (invitation,) = await self._build([row])
+        return Invited(
+            invitation=invitation,
+            tenant_name=row.tenant_name,
+            inviter=Inviter(
+                first_name=row.inviter_first_name,
+                last_name=row.inviter_last_name,
+                email=row.inviter_email,
+            )
+            if row.inviter_email is not None
+            else None,
+        )
+
+    async def list_made_in(
+        self,
+        tenant_id: UUID,
+        *,
+        status: InvitationStatus | None,
+        q: str | None,
+        now: datetime,
+        sort: str,
+        descending: bool,
+        after: After | None,
+        limit: int,
+    ) -> Page[Invitation]:
+        statement = sa.select(invitations).where(invitations.c.tenant_id == tenant_id)
+        if status is InvitationStatus.PENDING:
+            statement = statement.where(_PENDING, invitations.c.expires_at > now)
+        elif status is InvitationStatus.EXPIRED:
+            # Shown expired: closed as such, or pending past its expiry (no job marks those).
+            statement = statement.where(
+                sa.or_(
+                    invitations.c.status == InvitationStatus.EXPIRED.value,
+                    sa.and_(_PENDING, invitations.c.expires_at <= now),
+                )
+            )
+        elif status is not None:
+            statement = statement.where(invitations.c.status == status.value)
+        if q:
+            pattern = f"%{escape_like(email_key(q))}%"
+            statement = statement.where(invitations.c.email_key.like(pattern, escape="\\"))
+        page = await fetch_page(
+            self.session,
+            statement,
+            key=INVITATION_SORTS[sort],
+            id_column=invitations.c.id,
+            descending=descending,
+            after=after,
+            limit=limit,
+            build=lambda row: row,
+        )
+        return Page(await self._build(page.items), page.next_after)
+
+    async def user_ids_by_email(self, emails: Iterable[str]) -> dict[str, UUID]:
+        """Accounts that exist for these emails, anywhere in the deployment, by email key."""
+        keys = {email_key(email) for email in emails}
+        if not keys:
+            return {}
+        rows = await self.session.execute(
+            sa.select(users.c.email_key, users.c.id).where(users.c.email_key.in_(keys))
+        )
+        return {row.email_key: row.id for row in rows}
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def insert(
+        self,
+        created: Sequence[tuple[Invitation, str]],
+        roles_by_key: Mapping[str, Role],
+    ) -> None:
+        """Insert invitations with their token digests and offers. The partial unique index on
+        pending (tenant, email) decides races: a second pending invitation is refused."""
+        if not created:
+            return
+        statement = (
+            insert(self.session, invitations)
+            .on_conflict_do_nothing(
+                index_elements=["tenant_id", "email_key"], index_where=_PENDING_INDEX
+            )
+            .returning(invitations.c.email_key)
+        )
+        inserted = set(
+            (
+                await self.session.execute(
+                    statement, [_values(inv) | {"token_hash": digest} for inv, digest in created]
+                )
+            ).scalars()
+        )
+        lost = [inv.email for inv, _ in created if inv.email_key not in inserted]
+        if lost:
+            raise InvitationExists(
+                f"a pending invitation for {', '.join(lost)} was just made here; resend it instead"
+            )
+        await self._insert_offers([inv for inv, _ in created], roles_by_key)
+
+    async def _insert_offers(
+        self, created: Sequence[Invitation], roles_by_key: Mapping[str, Role]
+    ) -> None:
+        grant_rows: list[dict[str, Any]] = []
+        role_rows: list[dict[str, Any]] = []
+        for invitation in created:
+            for offer in invitation.offers:
+                grant_id = new_id()
+                grant_rows.append(
+                    {
+                        "id": grant_id,
+                        "invitation_id": invitation.id,
+                        "tenant_id": offer.tenant_id,
+                        "include_descendants": offer.include_descendants,
+                    }
+                )
+                role_rows += [
+                    {"grant_id": grant_id, "role_id": roles_by_key[key].id}
+                    for key in sorted(offer.roles)
+                ]
+        if grant_rows:
+            await self.session.execute(sa.insert(invitation_grants), grant_rows)
+        if role_rows:
+            await self.session.execute(sa.insert(invitation_grant_roles), role_rows)
+
+    async def replace_offers(
+        self, invitation: Invitation, roles_by_key: Mapping[str, Role]
+    ) -> None:
+        await self.session.execute(
+            sa.delete(invitation_grants).where(invitation_grants.c.invitation_id == invitation.id)
+        )
+        await self._insert_offers([invitation], roles_by_key)
+        await self.session.execute(
+            sa.update(invitations)
+            .where(invitations.c.id == invitation.id)
+            .values(updated_at=invitation.updated_at)
+        )
+
+    async def close_expired(self, ids: Iterable[UUID], now: datetime) -> None:
+        """Pending invitations past their expiry become expired, their links cleared."""
+        wanted = list(ids)
+        if wanted:
+            await self.session.execute(
+                sa.update(invitations)
+                .where(invitations.c.id.in_(wanted), _PENDING)
+                .values(status=InvitationStatus.EXPIRED.value, token_hash=None, updated_at=now)
+            )
+
+    async def resend(self, invitation: Invitation, token_digest: str) -> None:
+        """A new link replaces the old one, which dies with its digest."""
+        await self.session.execute(
+            sa.update(invitations)
+            .where(invitations.c.id == invitation.id)
+            .values(
+                status=invitation.status.value,
+                token_hash=token_digest,
+                expires_at=invitation.expires_at,
+                updated_at=invitation.updated_at,
+                sent_count=invitation.sent_count,
+                last_sent_at=invitation.last_sent_at,
+            )
+        )
+
+    async def revoke(self, invitation: Invitation) -> None:
+        await self.session.execute(
+            sa.update(invitations)
+            .where(invitations.c.id == invitation.id)
+            .values(
+                status=InvitationStatus.REVOKED.value,
+                token_hash=None,
+                revoked_at=invitation.revoked_at,
+                updated_at=invitation.updated_at,
+            )
+        )
+
+    async def claim(self, invitation_id: UUID, token_digest: str, now: datetime) -> bool:
+        """Accept once: of any number of concurrent acceptances of one link, the row count of
+        this conditional update lets exactly one through; the link dies with it."""
+        result = await self.session.execute(
+            sa.update(invitations)
+            .where(
+                invitations.c.id == invitation_id,
+                _PENDING,
+                invitations.c.token_hash == token_digest,
+                invitations.c.expires_at > now,
+            )
+            .values(
+                status=InvitationStatus.ACCEPTED.value,
+                token_hash=None,
+                accepted_at=now,
+                updated_at=now,
+            )
+            .returning(invitations.c.id)
+        )
+        return result.first() is not None
+
+    async def set_accepted_user(self, invitation_id: UUID, user_id: UUID) -> None:
+        await self.session.execute(
+            sa.update(invitations)
+            .where(invitations.c.id == invitation_id)
+            .values(accepted_user_id=user_id)
+        )
+
+    async def insert_user_once(self, user: User, password_hash: str) -> bool:
+        """Create the account unless one with this email appeared meanwhile (another link
+        accepted at the same moment): False then, with nothing written and no aborted
+        transaction."""
+        result = await self.session.execute(
+            insert(self.session, users)
+            .values(
+                id=user.id,
+                email=user.email,
+                email_key=email_key(user.email),
+                password_hash=password_hash,
+                first_name=user.first_name,
+                last_name=user.last_name,
+                phone=user.phone,
+                session_timeout_minutes=user.session_timeout_minutes,
+                two_factor=user.two_factor.value,
+                created_at=user.created_at,
+                updated_at=user.updated_at,
+                last_login_at=user.last_login_at,
+                password_changed_at=user.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["email_key"])
+            .returning(users.c.id)
+        )
+        return result.first() is not None
+
+
+def _values(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "root_id": invitation.root_id,
+        "tenant_id": invitation.tenant_id,
+        "email": invitation.email,
+        "email_key": invitation.email_key,
+        "status": invitation.status.value,
+        "invited_by": invitation.invited_by,
+        "expires_in_days": invitation.expires_in_days,
+        "created_at": invitation.created_at,
+        "updated_at": invitation.updated_at,
+        "expires_at": invitation.expires_at,
+        "accepted_at": invitation.accepted_at,
+        "accepted_user_id": invitation.accepted_user_id,
+        "revoked_at": invitation.revoked_at,
+        "sent_count": invitation.sent_count,
+        "last_sent_at": invitation.last_sent_at,
+    }

@@ -1,0 +1,149 @@
+"""The mail outbox: written with the change it announces, claimed by dispatchers with a lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.repositories.dialect import is_postgresql
+from access_api.repositories.orm import outbox
+
+LAST_ERROR_MAX_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuedMail:
+    """A message to write: the payload is already sealed, it carries links that log in."""
+
+    id: UUID
+    kind: str
+    recipient: str
+    subject: str
+    payload: bytes
+    message_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedMail:
+    id: UUID
+    kind: str
+    recipient: str
+    subject: str
+    payload: bytes | None
+    message_id: str
+    created_at: datetime
+    attempts: int
+    lease_until: datetime
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, messages: list[QueuedMail]) -> None:
+        """Queue messages in the caller's transaction: they exist if and only if the change
+        they announce was committed."""
+        if not messages:
+            return
+        await self.session.execute(
+            sa.insert(outbox),
+            [
+                {
+                    "id": message.id,
+                    "kind": message.kind,
+                    "recipient": message.recipient,
+                    "subject": message.subject,
+                    "payload": message.payload,
+                    "message_id": message.message_id,
+                    "created_at": message.created_at,
+                    "available_at": message.created_at,
+                    "lease_until": None,
+                    "attempts": 0,
+                    "last_error": None,
+                    "last_attempt_at": None,
+                    "sent_at": None,
+                    "failed_at": None,
+                }
+                for message in messages
+            ],
+        )
+
+    async def claim(self, now: datetime, lease_until: datetime) -> ClaimedMail | None:
+        """Take the next due message for a while (the lease). Several dispatchers share the
+        outbox: on PostgreSQL a row another one is claiming is skipped, not waited for; SQLite
+        has one writer at a time, so a plain select is enough there. A lease that ran out (its
+        dispatcher died) makes the message due again. The attempt is counted now, so a message
+        that kills its dispatcher every time still runs out of attempts."""
+        due = (
+            sa.select(outbox.c.id)
+            .where(
+                outbox.c.sent_at.is_(None),
+                outbox.c.failed_at.is_(None),
+                outbox.c.available_at <= now,
+                sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+            )
+            .order_by(outbox.c.available_at, outbox.c.id)
+            .limit(1)
+        )
+        if is_postgresql(self.session):
+            due = due.with_for_update(skip_locked=True)
+        found = (await self.session.execute(due)).scalar_one_or_none()
+        if found is None:
+            return None
+        row = (
+            await self.session.execute(
+                sa.update(outbox)
+                .where(outbox.c.id == found)
+                .values(
+                    lease_until=lease_until,
+                    attempts=outbox.c.attempts + 1,
+                    last_attempt_at=now,
+                )
+                .returning(*outbox.c)
+            )
+        ).one()
+        return _claimed(row)
+
+    async def mark_sent(self, message_id: UUID, now: datetime) -> None:
+        """Delivered: never again, and the sealed body is wiped (its links are secrets)."""
+        await self.session.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == message_id)
+            .values(sent_at=now, payload=None, lease_until=None, last_error=None)
+        )
+
+    async def mark_failed(
+        self, message_id: UUID, error: str, retry_at: datetime | None, now: datetime
+    ) -> None:
+        """A failed attempt: due again at retry_at, or given up for good (None)."""
+        values: dict[str, Any] = {
+            "last_error": error[:LAST_ERROR_MAX_LENGTH],
+            "lease_until": None,
+        }
+        if retry_at is None:
+            values |= {"failed_at": now, "payload": None}
+        else:
+            values["available_at"] = retry_at
+        await self.session.execute(
+            sa.update(outbox).where(outbox.c.id == message_id).values(values)
+        )
+
+
+def _claimed(row: Any) -> ClaimedMail:
+    return ClaimedMail(
+        id=row.id,
+        kind=row.kind,
+        recipient=row.recipient,
+        subject=row.subject,
+        payload=row.payload,
+        message_id=row.message_id,
+        created_at=row.created_at,
+        attempts=row.attempts,
+        lease_until=row.lease_until,
+    )

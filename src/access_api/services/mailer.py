@@ -1,0 +1,407 @@
+"""Mail delivery: the outbox writer, SMTP and console transports, and the dispatcher loop.
+
+Delivery is at least once, and in practice exactly once. A message is claimed with a lease
+(committed), sent, and marked sent in its own short transaction right after the SMTP server
+accepts it (250), before the next message is touched. One window cannot be closed: the server
+accepted the message and the process died before the mark was committed. The message is then
+sent again once its lease runs out, with the same Message-ID, so the receiving side can drop
+the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from access_api.db import Database
+from access_api.domain.mail import Mail, retry_delay
+from access_api.ids import new_id
+from access_api.repositories.outbox import ClaimedMail, OutboxRepository, QueuedMail
+from access_api.services.clock import Clock, SystemClock
+from access_api.services.keyring import Keyring, SealBroken
+from access_api.settings import Settings
+
+log = logging.getLogger("access_api.mail")
+
+SEAL_PURPOSE = "outbox"
+STOP_GRACE_SECONDS = 10.0
+_MARK_RETRIES = 5
+
+
+# --- writing to the outbox ----------------------------------------------------------------
+
+
+class Letters:
+    """Turns a Mail into an outbox row: the body sealed (it holds a link that logs someone in),
+    and a Message-ID fixed now, so a message sent twice is recognizably the same message."""
+
+    def __init__(self, keyring: Keyring, public_url: str) -> None:
+        self._keyring = keyring
+        self._domain = urlsplit(public_url).hostname or "access-api.localhost"
+
+    def queued(self, mail: Mail, now: datetime) -> QueuedMail:
+        message_id = new_id()
+        payload = json.dumps({"text": mail.text, "html": mail.html}).encode()
+        return QueuedMail(
+            id=message_id,
+            kind=mail.kind,
+            recipient=mail.recipient,
+            subject=mail.subject,
+            payload=self._keyring.seal(payload, SEAL_PURPOSE),
+            message_id=f"<{message_id}@{self._domain}>",
+            created_at=now,
+        )
+
+    def message(self, claimed: ClaimedMail, sender: str) -> EmailMessage:
+        """The RFC 5322 message: a plain-text part and an HTML alternative."""
+        if claimed.payload is None:
+            raise SealBroken("the message has no body left")
+        body = json.loads(self._keyring.unseal(claimed.payload, SEAL_PURPOSE))
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = claimed.recipient
+        message["Subject"] = claimed.subject
+        message["Date"] = format_datetime(claimed.created_at)
+        message["Message-ID"] = claimed.message_id
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(body["text"])
+        message.add_alternative(body["html"], subtype="html")
+        return message
+
+
+# --- transports ---------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    name: str
+
+    async def send(self, message: EmailMessage) -> None:
+        """Hand the message over; return only once the receiver accepted it."""
+
+    async def release(self) -> None:
+        """Close any connection kept open between messages."""
+
+    def is_permanent(self, error: BaseException) -> bool:
+        """Would retrying this failure never help?"""
+
+
+class ConsoleTransport:
+    """Without SMTP settings, each message (with its links) goes to the log: the embedded
+    default works on a laptop with nothing else installed."""
+
+    name = "console"
+
+    async def send(self, message: EmailMessage) -> None:
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if isinstance(body, EmailMessage) else ""
+        log.info(
+            "mail to %s (no ACCESS_API_SMTP_URL, so logged instead of sent)\n"
+            "Subject: %s\nMessage-ID: %s\n\n%s",
+            message["To"],
+            message["Subject"],
+            message["Message-ID"],
+            text,
+        )
+
+    async def release(self) -> None:
+        return None
+
+    def is_permanent(self, error: BaseException) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    hostname: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    start_tls: bool
+
+
+_SCHEMES = {
+    # scheme: (implicit TLS, STARTTLS, default port)
+    "smtp": (False, False, 25),
+    "smtp+starttls": (False, True, 587),
+    "smtps": (True, False, 465),
+}
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """smtp://user:pass@host:port (plain), smtp+starttls://… (upgraded), smtps://… (TLS)."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES or not parts.hostname:
+        raise ValueError("an SMTP URL looks like smtp://user:password@host:port")
+    use_tls, start_tls, port = _SCHEMES[parts.scheme]
+    return SmtpTarget(
+        hostname=parts.hostname,
+        port=parts.port or port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        use_tls=use_tls,
+        start_tls=start_tls,
+    )
+
+
+class SmtpTransport:
+    """SMTP with aiosmtplib. One connection serves a whole batch, and is dropped after any
+    failure so the next message starts from a clean session."""
+
+    name = "smtp"
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._target = parse_smtp_url(url)
+        self._timeout = timeout
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        target = self._target
+        smtp = aiosmtplib.SMTP(
+            hostname=target.hostname,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            use_tls=target.use_tls,
+            start_tls=target.start_tls,
+            timeout=self._timeout,
+        )
+        await smtp.connect()
+        self._smtp = smtp
+        return smtp
+
+    async def send(self, message: EmailMessage) -> None:
+        smtp = await self._connection()
+        try:
+            await smtp.send_message(message)
+        except BaseException:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    async def release(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
+
+    def is_permanent(self, error: BaseException) -> bool:
+        # The address itself was refused (5xx on RCPT): it will not start to exist on retry.
+        # Other 5xx (sender, auth, relay) are usually configuration, fixed by an operator:
+        # those messages wait for the fix rather than being dropped.
+        return isinstance(error, aiosmtplib.SMTPRecipientsRefused) and all(
+            refused.code >= 500 for refused in error.recipients
+        )
+
+
+def transport_for(settings: Settings) -> Transport:
+    if settings.smtp_url is None:
+        return ConsoleTransport()
+    # A send must end well inside its lease, or another dispatcher could take it meanwhile.
+    return SmtpTransport(settings.smtp_url.get_secret_value(), timeout=_send_timeout(settings))
+
+
+def _send_timeout(settings: Settings) -> float:
+    return settings.mail_lease_seconds / 2
+
+
+# --- the dispatcher -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Delivery:
+    sent: int = 0
+    failed: int = 0
+
+
+class Dispatcher:
+    """Delivers the outbox: claim one due message, send it, record the outcome, repeat."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        keyring: Keyring,
+        clock: Clock,
+        settings: Settings,
+        transport: Transport | None = None,
+    ) -> None:
+        self.database = database
+        self.transport = transport or transport_for(settings)
+        self.letters = Letters(keyring, settings.public_url)
+        self._clock = clock
+        self._sender = settings.smtp_from
+        self._lease = timedelta(seconds=settings.mail_lease_seconds)
+        self._send_timeout = _send_timeout(settings)
+        self._poll_seconds = settings.mail_poll_seconds
+        self._retry_base = timedelta(seconds=settings.mail_retry_base_seconds)
+        self._retry_cap = timedelta(seconds=settings.mail_retry_max_seconds)
+        self._max_attempts = settings.mail_max_attempts
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New mail was committed: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    async def deliver_due(self, stop: asyncio.Event | None = None) -> Delivery:
+        """Deliver every message due now, one at a time, then close the connection."""
+        delivery = Delivery()
+        try:
+            while stop is None or not stop.is_set():
+                claimed = await self._claim()
+                if claimed is None:
+                    break
+                if await self._deliver(claimed):
+                    delivery.sent += 1
+                else:
+                    delivery.failed += 1
+        finally:
+            await self.transport.release()
+        return delivery
+
+    async def _claim(self) -> ClaimedMail | None:
+        now = self._clock.now()
+        async with self.database.session() as session:
+            claimed = await OutboxRepository(session).claim(now, now + self._lease)
+            await session.commit()
+        return claimed
+
+    async def _deliver(self, claimed: ClaimedMail) -> bool:
+        try:
+            message = self.letters.message(claimed, self._sender)
+        except (SealBroken, ValueError) as error:
+            # Sealed under another key (a changed SECRET_KEY): no retry can read it.
+            await self._failed(claimed, error, permanent=True)
+            return False
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self.transport.send(message)
+        except Exception as error:  # any failure of the send is recorded and retried
+            await self._failed(claimed, error, permanent=self.transport.is_permanent(error))
+            return False
+        await self._sent(claimed)
+        return True
+
+    async def _sent(self, claimed: ClaimedMail) -> None:
+        """Record the delivery at once. The database may hiccup exactly now: a few quick
+        retries, within the lease, keep the message from being sent a second time."""
+        for attempt in range(1, _MARK_RETRIES + 1):
+            try:
+                async with self.database.session() as session:
+                    await OutboxRepository(session).mark_sent(claimed.id, self._clock.now())
+                    await session.commit()
+            except Exception:
+                if attempt == _MARK_RETRIES:
+                    raise
+                await asyncio.sleep(min(0.2 * 2**attempt, self._lease.total_seconds() / 10))
+            else:
+                log.info("mail %s delivered to %s", claimed.message_id, claimed.recipient)
+                return
+
+    async def _failed(self, claimed: ClaimedMail, error: BaseException, *, permanent: bool) -> None:
+        now = self._clock.now()
+        give_up = permanent or claimed.attempts >= self._max_attempts
+        retry_at = (
+            None
+            if give_up
+            else now + retry_delay(claimed.attempts, self._retry_base, self._retry_cap)
+        )
+        reason = f"{type(error).__name__}: {error}".strip()
+        async with self.database.session() as session:
+            await OutboxRepository(session).mark_failed(claimed.id, reason, retry_at, now)
+            await session.commit()
+        if retry_at is None:
+            log.error(
+                "mail %s given up after %d attempt(s): %s",
+                claimed.message_id,
+                claimed.attempts,
+                reason,
+            )
+        else:
+            log.warning(
+                "mail %s failed (attempt %d), retry at %s: %s",
+                claimed.message_id,
+                claimed.attempts,
+                retry_at.isoformat(),
+                reason,
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until stopped: at once when woken, otherwise every poll interval (another
+        process's mail, retries that came due). A failing database slows it down, never ends
+        it."""
+        failures = 0
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.deliver_due(stop)
+                failures = 0
+            except Exception:
+                failures += 1
+                log.warning("mail dispatch interrupted; retrying", exc_info=True)
+            delay = self._poll_seconds if not failures else min(2.0**failures, 60.0)
+            await self._idle(stop, delay)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        if stop.is_set() or self._wake.is_set():
+            return
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.transport.release()
+
+
+async def stop_in_time(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Let the dispatcher finish the message in hand (so it is marked sent), then end it."""
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=STOP_GRACE_SECONDS)
+    except TimeoutError:
+        log.warning("mail dispatcher did not stop within %ss; cancelled", STOP_GRACE_SECONDS)
+
+
+async def run_worker(settings: Settings) -> None:
+    """`access-api worker`: the dispatcher alone, until SIGTERM or SIGINT."""
+    database = Database.connect(settings)
+    dispatcher = Dispatcher(
+        database=database,
+        keyring=Keyring(settings.secret),
+        clock=SystemClock(),
+        settings=settings,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("mail worker started (%s transport)", dispatcher.transport.name)
+    try:
+        await dispatcher.run(stop)
+    finally:
+        await dispatcher.close()
+        await database.dispose()
+        log.info("mail worker stopped")
