@@ -19,7 +19,7 @@ from access_api import errors
 from access_api.db import Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
-from access_api.routers import auth, health, me, problems, tenants
+from access_api.routers import auth, health, me, problems, tenants, two_factor
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.passwords import Passwords
@@ -105,7 +105,14 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, problems.router, auth.router, me.router, tenants.router):
+    for router in (
+        health.router,
+        problems.router,
+        auth.router,
+        me.router,
+        two_factor.router,
+        tenants.router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
