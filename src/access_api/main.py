@@ -19,7 +19,7 @@ from access_api import errors
 from access_api.db import Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
-from access_api.routers import auth, health, me, problems, tenants, two_factor
+from access_api.routers import agents, api_keys, auth, health, me, problems, tenants, two_factor
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.passwords import Passwords
@@ -112,6 +112,9 @@ def create_app(
         me.router,
         two_factor.router,
         tenants.router,
+        api_keys.router,
+        agents.router,
+        agents.agent_router,
     ):
         app.include_router(router)
     if settings.cors_origins:
