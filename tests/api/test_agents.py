@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
+from access_api.repositories.agents import AgentRepository
 from access_api.repositories.orm import agents, audit_events, authorizations
 from tests.api.conftest import Login, Msp, World, assert_problem
 
@@ -21,10 +22,17 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def provision(
-    world: World, by: Login, tenant_id: UUID | str, user_id: UUID | str, name: str = "Runner"
+    world: World,
+    by: Login,
+    tenant_id: UUID | str,
+    user_id: UUID | str,
+    name: str = "Runner",
+    *,
+    works_in: UUID | str | None = None,
 ) -> dict[str, Any]:
+    body = {"name": name} | ({"tenant_id": str(works_in)} if works_in else {})
     response = await world.client.post(
-        agents_url(tenant_id, user_id), json={"name": name}, headers=by.headers
+        agents_url(tenant_id, user_id), json=body, headers=by.headers
     )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
@@ -308,3 +316,25 @@ class TestTransitions:
         # From the MSP, above both, it is there.
         response = await act(world, msp.admin, msp.id, tester.user_id, in_east["id"], "deregister")
         assert response.status_code == 200
+
+
+class TestDeregisterFor:
+    async def test_ends_the_users_agents_in_the_given_tenants_only(
+        self, world: World, msp: Msp
+    ) -> None:
+        """What user deletion (built elsewhere) calls, in its own transaction."""
+        east = await world.tenant(msp.id, msp.admin)
+        west = await world.tenant(msp.id, msp.admin)
+        tester = await world.user(msp.id, [(msp.id, ["read_only"], True)])
+        in_east = await provision(world, msp.admin, msp.id, tester.user_id, works_in=east["id"])
+        in_west = await provision(world, msp.admin, msp.id, tester.user_id, works_in=west["id"])
+        admins = await provision(world, msp.admin, msp.id, msp.admin.user_id, works_in=east["id"])
+        async with world.state.database.session() as session:
+            ended = await AgentRepository(session).deregister_for(
+                [tester.user_id], [UUID(east["id"])], world.clock.now()
+            )
+            await session.commit()
+        assert [(str(a.id), a.status.value) for a in ended] == [(in_east["id"], "deregistered")]
+        assert_problem(await heartbeat(world, in_east["token"]), 401, "unauthenticated")
+        for alive in (in_west, admins):
+            assert (await heartbeat(world, alive["token"])).status_code == 200

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from access_api.domain.access import Grant, GrantChange
 from access_api.repositories.access import AccessRepository
+from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.orm import api_keys, audit_events, authorizations, members
 from tests.api.conftest import Login, Msp, World, assert_problem
 
@@ -446,3 +447,27 @@ class TestList:
         assert seen == ["alpha", "bravo", "charlie"]
         newest = await world.client.get(url, headers=msp.admin.headers)
         assert [item["name"] for item in newest.json()["items"]] == ["bravo", "alpha", "charlie"]
+
+
+class TestRevokeForUsers:
+    async def test_ends_the_users_keys_in_one_tree_only(self, world: World, msp: Msp) -> None:
+        """What user deletion (built elsewhere) calls, in its own transaction."""
+        other = await world.msp(name="Other MSP")
+        tech = await world.user(msp.id, [(msp.id, ["read_only"], True)])
+        await join_tree(world, tech.user_id, other.id, ["read_only"])
+        here = await generate(world, tech, msp.id, tech.user_id)
+        there = await generate(world, tech, other.id, tech.user_id)
+        kept = await generate(world, msp.admin, msp.id, msp.admin.user_id)
+        async with world.state.database.session() as session:
+            revoked = await ApiKeyRepository(session).revoke_for_users(
+                [tech.user_id], msp.id, world.clock.now()
+            )
+            await session.commit()
+        assert [str(key.id) for key in revoked] == [here["id"]]
+        assert_problem(
+            await world.client.get("/v1/me", headers=bearer(here["key"])), 401, "unauthenticated"
+        )
+        for alive in (there, kept):
+            assert (
+                await world.client.get("/v1/me", headers=bearer(alive["key"]))
+            ).status_code == 200
