@@ -20,11 +20,15 @@ from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
 from access_api.repositories.access import AccessRepository
+from access_api.repositories.agents import AgentRepository
+from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
+from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
+from access_api.services.throttle import Throttle
 from access_api.state import AppState
 
 SESSION_PREFIX = "aas"
@@ -65,6 +69,9 @@ Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
 Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
 Roles = Annotated[RoleRepository, Depends(_repository(RoleRepository))]
 AuditEvents = Annotated[AuditRepository, Depends(_repository(AuditRepository))]
+ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
+Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
+TwoFactors = Annotated[TwoFactorRepository, Depends(_repository(TwoFactorRepository))]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -76,6 +83,12 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 def after_commit(request: Request, hook: Callable[[], None]) -> None:
     """Run hook once the request's transaction has committed (e.g. wake the mail dispatcher)."""
     request.state.after_commit.append(hook)
+
+
+def after_refusal(request: Request, hook: Callable[[], Awaitable[None]]) -> None:
+    """Run hook once the request was refused and its transaction rolled back (e.g. count a
+    failed attempt, which must outlive the rollback); it opens a transaction of its own."""
+    request.state.after_refusal.append(hook)
 
 
 # --- the caller ---------------------------------------------------------------------------
@@ -271,3 +284,20 @@ def client_ip(request: Request) -> str | None:
 
 
 Audit = Annotated[Recorder, Depends(_recorder)]
+
+
+# --- throttling failed attempts -----------------------------------------------------------
+
+
+def _throttle(request: Request, session: Session, state: State, now: Now) -> Throttle:
+    return Throttle(
+        session=session,
+        database=state.database,
+        keyring=state.keyring,
+        now=now,
+        after_refusal=lambda hook: after_refusal(request, hook),
+    )
+
+
+Throttling = Annotated[Throttle, Depends(_throttle)]
+"""Check buckets before an attempt, count its failure, clear on success (services/throttle)."""

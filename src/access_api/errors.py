@@ -50,6 +50,13 @@ STATUS: dict[type[e.DomainError], int] = {
     e.IdempotencyKeyReused: 422,
     e.Conflict: 409,
     e.BulkRefused: 422,
+    e.OtpRequired: 401,
+    e.RateLimited: 429,
+    e.ApiKeyExpired: 409,
+    e.AgentDeregistered: 409,
+    e.TwoFactorEnabled: 409,
+    e.TotpNotEnrolling: 409,
+    e.InvalidOtp: 422,
 }
 
 # Problems the edge raises itself, not the domain.

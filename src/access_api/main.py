@@ -21,6 +21,8 @@ from access_api.db import Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
+    agents,
+    api_keys,
     audit,
     auth,
     authorizations,
@@ -30,6 +32,7 @@ from access_api.routers import (
     problems,
     roles,
     tenants,
+    two_factor,
     users,
 )
 from access_api.services.clock import Clock, SystemClock
@@ -136,6 +139,7 @@ def create_app(
         problems.router,
         auth.router,
         me.router,
+        two_factor.router,
         tenants.router,
         users.router,
         authorizations.router,
@@ -144,6 +148,9 @@ def create_app(
         audit.router,
         invitations.router,
         invitations.public_router,
+        api_keys.router,
+        agents.router,
+        agents.agent_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

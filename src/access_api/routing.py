@@ -157,6 +157,7 @@ async def _once(
         async with state.database.session() as session:
             request.state.session = session
             request.state.after_commit = []
+            request.state.after_refusal = []
             if idempotency is not None:
                 replay = await idempotency.claim(session)
                 if replay is not None:
@@ -166,8 +167,12 @@ async def _once(
                 await idempotency.complete(session, response)
             await session.commit()
     except DomainError as error:
-        # The session rolled back as it closed. A refusal is an answer too: a retry with the
-        # same key gets it again rather than running the request a second time.
+        # What a refusal must leave behind even so (a failed attempt, counted for throttling)
+        # is written now, in transactions of its own: the request's rolled back as it closed.
+        for record in request.state.after_refusal:
+            await record()
+        # A refusal is an answer too: a retry with the same key gets it again rather than
+        # running the request a second time.
         if idempotency is not None and not isinstance(error, IdempotencyKeyReused | Conflict):
             await idempotency.remember_refusal(request, error)
         raise

@@ -66,6 +66,23 @@ class NotFound(DomainError):
     title = "No such resource"
 
 
+class OtpRequired(DomainError):
+    code = "otp_required"
+    title = "A two-factor code is required: send it as otp"
+
+
+class RateLimited(DomainError):
+    """Too many failures: the answer says when to try again (Retry-After, in seconds)."""
+
+    code = "rate_limited"
+    title = "Too many attempts; try again later"
+
+    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+        super().__init__(detail or f"too many attempts; try again in {retry_after_seconds} s")
+
+
 # --- self-protection and administration ---------------------------------------------------
 
 
@@ -148,6 +165,34 @@ class InvalidToken(DomainError):
 class InvitationNotPending(DomainError):
     code = "invitation_not_pending"
     title = "This invitation is no longer pending: it was accepted or revoked, or has expired"
+
+
+# --- credentials: API keys, agents, two-factor -------------------------------------------
+
+
+class ApiKeyExpired(DomainError):
+    code = "api_key_expired"
+    title = "This API key has expired; generate a new one instead"
+
+
+class AgentDeregistered(DomainError):
+    code = "agent_deregistered"
+    title = "This agent is deregistered; reregister it to give it a token again"
+
+
+class TwoFactorEnabled(DomainError):
+    code = "two_factor_enabled"
+    title = "Two-factor authentication is already on; an administrator can reset it"
+
+
+class TotpNotEnrolling(DomainError):
+    code = "totp_not_enrolling"
+    title = "No TOTP enrolment is in progress; start one with POST /v1/me/two-factor/totp"
+
+
+class InvalidOtp(DomainError):
+    code = "invalid_otp"
+    title = "This code is wrong, expired or already used"
 
 
 # --- roles --------------------------------------------------------------------------------

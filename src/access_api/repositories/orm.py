@@ -112,6 +112,11 @@ users = sa.Table(
     _updated(),
     sa.Column("last_login_at", Timestamp(), nullable=True),
     sa.Column("password_changed_at", Timestamp(), nullable=False),
+    # TOTP secrets are sealed (AES-GCM, a key derived from the server secret), never in clear.
+    sa.Column("totp_secret", sa.String(255), nullable=True),
+    sa.Column("totp_pending_secret", sa.String(255), nullable=True),
+    # The last accepted time step: a code is accepted once (a conditional UPDATE decides).
+    sa.Column("totp_last_step", sa.BigInteger(), nullable=True),
     sa.CheckConstraint("two_factor IN ('disabled', 'totp', 'email')", name="two_factor"),
     sa.CheckConstraint(
         "session_timeout_minutes BETWEEN 5 AND 1440", name="session_timeout_minutes"
@@ -334,4 +339,64 @@ outbox = sa.Table(
         postgresql_where=_UNSENT,
         sqlite_where=_UNSENT,
     ),
+)
+
+# A user's API keys, bound to the MSP tree they were generated in; the secret is kept only as
+# its keyed digest (one indexed lookup per request), the prefix for people to recognize it.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.Uuid(), nullable=True),
+    _created(),
+    sa.Column("last_used_at", Timestamp(), nullable=True),
+    sa.Column("expires_at", Timestamp(), nullable=True),
+    sa.Column("revoked_at", Timestamp(), nullable=True),
+    sa.Index("ix_api_keys_user_id_root_id_created_at_id", "user_id", "root_id", "created_at", "id"),
+    sa.Index("ix_api_keys_user_id_root_id_name_id", "user_id", "root_id", "name", "id"),
+)
+
+# Agents (seed 004), provisioned for a user in a tenant. A deregistered agent has no token.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("created_by", sa.Uuid(), nullable=True),
+    _created(),
+    _updated(),
+    sa.Column("last_seen_at", Timestamp(), nullable=True),
+    sa.Column("token_issued_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("status IN ('registered', 'deregistered')", name="status"),
+    sa.CheckConstraint(
+        "(status = 'registered') = (token_hash IS NOT NULL)", name="token_when_registered"
+    ),
+    sa.Index("ix_agents_user_id_created_at_id", "user_id", "created_at", "id"),
+    sa.Index("ix_agents_user_id_name_id", "user_id", "name", "id"),
+    sa.Index("ix_agents_tenant_id", "tenant_id"),
+)
+
+# Failed attempts per bucket (an account or a client address, for one purpose): in the
+# database, so every server process counts the same failures. The key is a keyed digest:
+# no email or address is kept in clear here.
+throttle_buckets = sa.Table(
+    "throttle_buckets",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("failures", sa.Integer(), nullable=False),
+    sa.Column("window_started_at", Timestamp(), nullable=False),
+    sa.Column("locked_until", Timestamp(), nullable=True),
+    sa.Column("lockouts", sa.Integer(), nullable=False),
+    sa.Column("last_failure_at", Timestamp(), nullable=False),
 )

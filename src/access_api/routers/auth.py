@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from fastapi import Request, status
 from pydantic import BaseModel, Field
@@ -14,16 +15,22 @@ from access_api.dependencies import (
     Now,
     Sessions,
     State,
+    Throttling,
+    TwoFactors,
     Users,
     client_ip,
 )
-from access_api.domain import auth
+from access_api.domain import auth, throttle, two_factor
 from access_api.domain import errors as e
 from access_api.domain.audit import Actor, ActorKind
+from access_api.domain.users import email_key
 from access_api.errors import problem_responses
 from access_api.ids import new_id
+from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.routers.common import Body, api_router
+from access_api.services import totp
 from access_api.services.keyring import new_token
+from access_api.state import AppState
 
 router = api_router(prefix="/v1/auth", tags=["auth"])
 
@@ -49,8 +56,10 @@ class Token(BaseModel):
 
 @router.post(
     "/login",
-    summary="Log in with email and password",
-    responses=problem_responses(e.InvalidCredentials, e.ValidationFailed),
+    summary="Log in with email and password (and a two-factor code when asked for one)",
+    responses=problem_responses(
+        e.InvalidCredentials, e.OtpRequired, e.RateLimited, e.ValidationFailed
+    ),
 )
 async def login(
     body: LoginRequest,
@@ -58,14 +67,26 @@ async def login(
     state: State,
     users: Users,
     sessions: Sessions,
+    factors: TwoFactors,
+    throttling: Throttling,
     audit: Audit,
     now: Now,
 ) -> Token:
+    account = (throttle.LOGIN_ACCOUNT, email_key(body.email))
+    address = (throttle.LOGIN_ADDRESS, client_ip(request) or "unknown")
+    await throttling.check(account, address)
     found = await users.by_email(body.email)
     matched = await state.passwords.verify(body.password, found[1] if found else None)
     if found is None or not matched:
+        throttling.failed(account, address)
         raise e.InvalidCredentials()
     user, stored = found
+    if two_factor.needs_totp(user, body.otp) and not await _totp_accepted(
+        user.id, body.otp or "", factors, state, now
+    ):
+        throttling.failed(account, address)
+        raise e.InvalidCredentials()
+    await throttling.succeeded(account)
     if state.passwords.needs_rehash(stored):
         await users.set_password_hash(user.id, await state.passwords.hash(body.password), now)
     token = new_token(SESSION_PREFIX)
@@ -109,4 +130,20 @@ async def logout(caller: CurrentCaller, sessions: Sessions, audit: Audit, now: N
         tenant=None,
         target_type="session",
         target_id=caller.credential_id,
+    )
+
+
+async def _totp_accepted(
+    user_id: UUID, code: str, factors: TwoFactorRepository, state: AppState, now: datetime
+) -> bool:
+    """The code matches the user's secret (within the allowed drift) and its time step is
+    fresh; consuming the step is atomic, so of parallel logins with one code only one wins."""
+    current = await factors.totp(user_id)
+    if current.sealed_secret is None:
+        return False
+    step = totp.matching_step(state.keyring.unseal_text(current.sealed_secret, "totp"), code, now)
+    return (
+        step is not None
+        and two_factor.is_fresh(step, current.last_step)
+        and await factors.claim_step(user_id, step)
     )

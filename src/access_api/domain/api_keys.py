@@ -1,0 +1,136 @@
+"""User API keys (seed 000): secrets that act as their user, in the one tree they were made in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from access_api.domain.access import Scope, require
+from access_api.domain.audit import Changes
+from access_api.domain.errors import (
+    ApiKeyExpired,
+    FieldError,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from access_api.domain.permissions import Permission
+
+PREFIX = "aak"
+DISPLAY_PREFIX_LENGTH = 12  # "aak_" and 8 random characters: enough to tell keys apart
+NAME_MAX_LENGTH = 100
+DEFAULT_NAME = "API key"
+
+# Writing last_used_at on every call would turn every read made with a key into a write.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    id: UUID
+    root_id: UUID
+    user_id: UUID
+    name: str
+    prefix: str
+    created_by: UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def ensure_can_manage_keys(scope: Scope, user_id: UUID) -> None:
+    """Everyone manages their own keys; anyone else's need api_keys.manage where they act
+    (and, checked apart, the downward-only rule)."""
+    if scope.caller.user_id != user_id:
+        require(scope, Permission.API_KEYS_MANAGE)
+
+
+def display_prefix(secret: str) -> str:
+    """The first characters of a secret, kept in clear so people can recognize their keys."""
+    return secret[:DISPLAY_PREFIX_LENGTH]
+
+
+def generate(
+    *,
+    id: UUID,
+    root_id: UUID,
+    user_id: UUID,
+    name: str | None,
+    expires_at: datetime | None,
+    secret: str,
+    created_by: UUID,
+    now: datetime,
+) -> ApiKey:
+    """A new key: named for people (a default when none is given), and if it expires, only
+    in the future (a key born dead is a mistake, not a wish)."""
+    problems: list[FieldError] = []
+    clean = (name if name is not None else DEFAULT_NAME).strip()
+    if not clean or len(clean) > NAME_MAX_LENGTH:
+        problems.append(
+            FieldError("name", "invalid_name", f"must be 1-{NAME_MAX_LENGTH} characters")
+        )
+    if expires_at is not None and expires_at <= now:
+        problems.append(FieldError("expires_at", "in_the_past", "must be in the future"))
+    if problems:
+        raise ValidationFailed(problems)
+    return ApiKey(
+        id=id,
+        root_id=root_id,
+        user_id=user_id,
+        name=clean,
+        prefix=display_prefix(secret),
+        created_by=created_by,
+        created_at=now,
+        last_used_at=None,
+        expires_at=expires_at,
+        revoked_at=None,
+    )
+
+
+def regenerate(key: ApiKey, secret: str, now: datetime) -> ApiKey:
+    """A new secret for a live key; the old one dies with the change. A revoked key is gone
+    (absent); an expired one stays expired, so a new secret for it would be born dead."""
+    if key.revoked_at is not None:
+        raise NotFound("no such API key")
+    if key.expired(now):
+        raise ApiKeyExpired()
+    return replace(key, prefix=display_prefix(secret))
+
+
+def revoke(key: ApiKey, now: datetime) -> ApiKey:
+    """Revoked keys are gone: revoking one again finds nothing."""
+    if key.revoked_at is not None:
+        raise NotFound("no such API key")
+    return replace(key, revoked_at=now)
+
+
+def check_usable(key: ApiKey | None, *, member: bool, now: datetime) -> ApiKey:
+    """A key works while it is neither revoked nor expired, and while its user still belongs
+    to the tree it was made in (deletion at the root ends every key there at once)."""
+    if key is None:
+        raise Unauthenticated("unknown API key")
+    if key.revoked_at is not None:
+        raise Unauthenticated("this API key was revoked")
+    if key.expired(now):
+        raise Unauthenticated("this API key has expired")
+    if not member:
+        raise Unauthenticated("this API key's user no longer belongs to its organization")
+    return key
+
+
+def should_touch(key: ApiKey, now: datetime) -> bool:
+    return key.last_used_at is None or now - key.last_used_at >= TOUCH_INTERVAL
+
+
+def revoked_changes(key: ApiKey) -> Changes:
+    return {
+        "revoked_at": {
+            "before": None,
+            "after": key.revoked_at.isoformat() if key.revoked_at else None,
+        }
+    }
