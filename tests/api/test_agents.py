@@ -8,7 +8,6 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
-from access_api.repositories.agents import AgentRepository
 from access_api.repositories.orm import agents, audit_events, authorizations
 from tests.api.conftest import Login, Msp, World, assert_problem
 
@@ -318,23 +317,39 @@ class TestTransitions:
         assert response.status_code == 200
 
 
-class TestDeregisterFor:
-    async def test_ends_the_users_agents_in_the_given_tenants_only(
+class TestDeletionEndsAgents:
+    async def test_deleting_a_user_in_a_client_ends_their_agents_there_only(
         self, world: World, msp: Msp
     ) -> None:
-        """What user deletion (built elsewhere) calls, in its own transaction."""
         east = await world.tenant(msp.id, msp.admin)
         west = await world.tenant(msp.id, msp.admin)
-        tester = await world.user(msp.id, [(msp.id, ["read_only"], True)])
+        tester = await world.user(
+            msp.id, [(east["id"], ["read_only"], False), (west["id"], ["read_only"], False)]
+        )
         in_east = await provision(world, msp.admin, msp.id, tester.user_id, works_in=east["id"])
         in_west = await provision(world, msp.admin, msp.id, tester.user_id, works_in=west["id"])
         admins = await provision(world, msp.admin, msp.id, msp.admin.user_id, works_in=east["id"])
-        async with world.state.database.session() as session:
-            ended = await AgentRepository(session).deregister_for(
-                [tester.user_id], [UUID(east["id"])], world.clock.now()
-            )
-            await session.commit()
-        assert [(str(a.id), a.status.value) for a in ended] == [(in_east["id"], "deregistered")]
+        response = await world.client.post(
+            f"/v1/tenants/{east['id']}/users/delete",
+            json={"ids": [str(tester.user_id)]},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        (row,) = await world.rows(sa.select(agents).where(agents.c.id == UUID(in_east["id"])))
+        assert (row.status, row.token_hash) == ("deregistered", None)
         assert_problem(await heartbeat(world, in_east["token"]), 401, "unauthenticated")
         for alive in (in_west, admins):
             assert (await heartbeat(world, alive["token"])).status_code == 200
+
+    async def test_deleting_a_client_ends_every_agent_in_it(self, world: World, msp: Msp) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        agent = await provision(world, msp.admin, msp.id, msp.admin.user_id, works_in=client["id"])
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients/delete",
+            json={"ids": [client["id"]], "confirm": "delete"},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200
+        (row,) = await world.rows(sa.select(agents).where(agents.c.id == UUID(agent["id"])))
+        assert row.status == "deregistered"
+        assert_problem(await heartbeat(world, agent["token"]), 401, "unauthenticated")

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from access_api.domain.access import Grant, GrantChange
 from access_api.repositories.access import AccessRepository
-from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.orm import api_keys, audit_events, authorizations, members
 from tests.api.conftest import Login, Msp, World, assert_problem
 
@@ -449,21 +448,24 @@ class TestList:
         assert [item["name"] for item in newest.json()["items"]] == ["bravo", "alpha", "charlie"]
 
 
-class TestRevokeForUsers:
-    async def test_ends_the_users_keys_in_one_tree_only(self, world: World, msp: Msp) -> None:
-        """What user deletion (built elsewhere) calls, in its own transaction."""
+class TestUserDeletionEndsKeys:
+    async def test_deleting_a_user_at_the_root_revokes_their_keys_in_that_tree_only(
+        self, world: World, msp: Msp
+    ) -> None:
         other = await world.msp(name="Other MSP")
         tech = await world.user(msp.id, [(msp.id, ["read_only"], True)])
         await join_tree(world, tech.user_id, other.id, ["read_only"])
         here = await generate(world, tech, msp.id, tech.user_id)
         there = await generate(world, tech, other.id, tech.user_id)
         kept = await generate(world, msp.admin, msp.id, msp.admin.user_id)
-        async with world.state.database.session() as session:
-            revoked = await ApiKeyRepository(session).revoke_for_users(
-                [tech.user_id], msp.id, world.clock.now()
-            )
-            await session.commit()
-        assert [str(key.id) for key in revoked] == [here["id"]]
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/users/delete",
+            json={"ids": [str(tech.user_id)]},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        (row,) = await world.rows(sa.select(api_keys).where(api_keys.c.id == UUID(here["id"])))
+        assert row.revoked_at is not None
         assert_problem(
             await world.client.get("/v1/me", headers=bearer(here["key"])), 401, "unauthenticated"
         )
@@ -471,3 +473,27 @@ class TestRevokeForUsers:
             assert (
                 await world.client.get("/v1/me", headers=bearer(alive["key"]))
             ).status_code == 200
+        actions = [
+            r.action
+            for r in await world.rows(
+                sa.select(audit_events.c.action).where(audit_events.c.target_id == UUID(here["id"]))
+            )
+        ]
+        assert "api_key.revoked" in actions
+
+    async def test_deleting_a_user_from_a_client_keeps_their_keys(
+        self, world: World, msp: Msp
+    ) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        tech = await world.user(
+            msp.id, [(msp.id, ["read_only"], False), (client["id"], ["admin"], False)]
+        )
+        key = await generate(world, tech, msp.id, tech.user_id)
+        await world.client.post(
+            f"/v1/tenants/{client['id']}/users/delete",
+            json={"ids": [str(tech.user_id)]},
+            headers=msp.admin.headers,
+        )
+        me = await world.client.get("/v1/me", headers=bearer(key["key"]))
+        assert me.status_code == 200
+        assert [t["id"] for t in me.json()["tenants"]] == [str(msp.id)]

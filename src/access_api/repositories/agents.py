@@ -129,21 +129,28 @@ class AgentRepository:
         )
 
     async def deregister_for(
-        self, user_ids: Iterable[UUID], tenant_ids: Iterable[UUID], now: datetime
+        self, user_ids: Iterable[UUID], within: UUID, now: datetime
     ) -> list[Agent]:
-        """Deregister every registered agent of these users in these tenants (user deletion):
-        their tokens die at once. Returns the agents as they are now, for the audit trail."""
+        """Deregister every registered agent of these users at or below a tenant (user
+        deletion there): their tokens die at once. Returns them, for the audit trail."""
         users_ = set(user_ids)
-        tenants_ = set(tenant_ids)
-        if not users_ or not tenants_:
+        if not users_:
             return []
+        return await self._deregister(
+            sa.and_(agents.c.user_id.in_(users_), _at_or_below(within)), now
+        )
+
+    async def deregister_in(self, tenant_ids: Iterable[UUID], now: datetime) -> list[Agent]:
+        """Deregister every registered agent provisioned in these tenants (tenant deletion)."""
+        ids = set(tenant_ids)
+        if not ids:
+            return []
+        return await self._deregister(agents.c.tenant_id.in_(ids), now)
+
+    async def _deregister(self, which: sa.ColumnElement[bool], now: datetime) -> list[Agent]:
         rows = await self.session.execute(
             sa.update(agents)
-            .where(
-                agents.c.user_id.in_(users_),
-                agents.c.tenant_id.in_(tenants_),
-                agents.c.status == AgentStatus.REGISTERED.value,
-            )
+            .where(which, agents.c.status == AgentStatus.REGISTERED.value)
             .values(
                 status=AgentStatus.DEREGISTERED.value,
                 token_hash=None,

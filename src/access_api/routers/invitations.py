@@ -14,6 +14,7 @@ from access_api.dependencies import (
     SESSION_PREFIX,
     Access,
     Audit,
+    Locked,
     Now,
     Session,
     Sessions,
@@ -328,6 +329,7 @@ async def list_invitations(
 async def invite(
     body: InviteRequest,
     scope: WriteInvitations,
+    locked: Locked,
     request: Request,
     state: State,
     repo: Invitations,
@@ -342,8 +344,8 @@ async def invite(
     offers = _offers(body.authorizations, scope)
     invitations.check_emails(emails)
     invitations.check_offer_shape(offers)
+    scope = await locked(scope, Permission.INVITATIONS_WRITE)
     root_id = scope.tenant.root_id
-    await tenants.lock_tree(root_id)
     context = await _offer_context(scope, offers, tenants, grants, now)
     accounts = await repo.user_ids_by_email(emails)
     members = await grants.members_among(root_id, accounts.values())

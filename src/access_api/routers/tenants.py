@@ -9,7 +9,16 @@ from uuid import UUID
 from fastapi import Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Access, Audit, Locked, Now, State, Tenants, requires
+from access_api.dependencies import (
+    Access,
+    Agents,
+    Audit,
+    Locked,
+    Now,
+    State,
+    Tenants,
+    requires,
+)
 from access_api.domain import access, tenants
 from access_api.domain import errors as e
 from access_api.domain.access import GrantContext, GrantRequest, Scope
@@ -337,6 +346,7 @@ async def delete_clients(
     scope: DeleteClients,
     locked: Locked,
     repo: Tenants,
+    agents: Agents,
     audit: Audit,
     now: Now,
 ) -> Deleted:
@@ -360,4 +370,13 @@ async def delete_clients(
         )
     deleted = list(dict.fromkeys(deleted))
     await repo.delete(deleted, now)
+    for agent in await agents.deregister_in(deleted, now):
+        await audit.record(
+            scope.caller.actor,
+            "agent.deregistered",
+            tenant=scope.tenant,
+            target_type="agent",
+            target_id=agent.id,
+            changes={"status": {"before": "registered", "after": "deregistered"}},
+        )
     return Deleted(deleted=deleted)

@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 
 from access_api.dependencies import (
     Access,
+    Agents,
+    ApiKeys,
     Audit,
     Locked,
     Now,
@@ -291,7 +293,14 @@ async def patch_user(
     responses=problem_responses(e.CannotDeleteSelf, e.LastAdmin, e.UserOutsideScope, e.BulkRefused),
 )
 async def delete_users(
-    body: IdList, scope: DeleteUsers, locked: Locked, grants: Access, audit: Audit, now: Now
+    body: IdList,
+    scope: DeleteUsers,
+    locked: Locked,
+    grants: Access,
+    keys: ApiKeys,
+    agents: Agents,
+    audit: Audit,
+    now: Now,
 ) -> Removed:
     scope = await locked(scope, Permission.USERS_DELETE)
     tenant = scope.tenant
@@ -307,8 +316,30 @@ async def delete_users(
     )
     await grants.apply(changes, root_id=tenant.root_id, roles_by_key={}, now=now)
     at_root = tenant.parent_id is None
+    # Their credentials stop at once: agents at or below the tenant; at the root, where they
+    # leave the organization, their API keys for it too.
+    ended = await agents.deregister_for(ids, tenant.id, now)
+    revoked = await keys.revoke_for_users(ids, tenant.root_id, now) if at_root else []
     if at_root:
         await grants.remove_members(tenant.root_id, ids)
+    for key in revoked:
+        await audit.record(
+            scope.caller.actor,
+            "api_key.revoked",
+            tenant=tenant,
+            target_type="api_key",
+            target_id=key.id,
+            changes={"revoked_at": {"before": None, "after": now.isoformat()}},
+        )
+    for agent in ended:
+        await audit.record(
+            scope.caller.actor,
+            "agent.deregistered",
+            tenant=tenant,
+            target_type="agent",
+            target_id=agent.id,
+            changes={"status": {"before": "registered", "after": "deregistered"}},
+        )
     for user_id in ids:
         removed = [c for c in changes if c.user_id == user_id]
         await audit.record(
