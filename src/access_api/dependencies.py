@@ -24,10 +24,12 @@ from access_api.repositories.agents import AgentRepository
 from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
+from access_api.repositories.outbox import OutboxRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
+from access_api.services.second_factor import SecondFactor
 from access_api.services.throttle import Throttle
 from access_api.state import AppState
 
@@ -72,6 +74,7 @@ AuditEvents = Annotated[AuditRepository, Depends(_repository(AuditRepository))]
 ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
 Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
 TwoFactors = Annotated[TwoFactorRepository, Depends(_repository(TwoFactorRepository))]
+Outbox = Annotated[OutboxRepository, Depends(_repository(OutboxRepository))]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -300,4 +303,21 @@ def _throttle(request: Request, session: Session, state: State, now: Now) -> Thr
 
 
 Throttling = Annotated[Throttle, Depends(_throttle)]
+
+
+def _second_factor(
+    request: Request, session: Session, state: State, throttling: Throttling, now: Now
+) -> SecondFactor:
+    return SecondFactor(
+        factors=TwoFactorRepository(session),
+        throttling=throttling,
+        database=state.database,
+        keyring=state.keyring,
+        dispatcher=state.dispatcher,
+        now=now,
+        after_refusal=lambda hook: after_refusal(request, hook),
+    )
+
+
+SecondFactors = Annotated[SecondFactor, Depends(_second_factor)]
 """Check buckets before an attempt, count its failure, clear on success (services/throttle)."""

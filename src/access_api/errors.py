@@ -41,6 +41,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.HasChildren: 409,
     e.InvitationExists: 409,
     e.InvalidToken: 400,
+    e.TwoFactorNotEnabled: 409,
     e.InvitationNotPending: 409,
     e.RoleImmutable: 403,
     e.RoleInUse: 409,

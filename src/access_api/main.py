@@ -33,6 +33,7 @@ from access_api.routers import (
     roles,
     tenants,
     two_factor,
+    two_factor_resets,
     users,
 )
 from access_api.services.clock import Clock, SystemClock
@@ -151,6 +152,8 @@ def create_app(
         api_keys.router,
         agents.router,
         agents.agent_router,
+        two_factor_resets.router,
+        two_factor_resets.public_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

@@ -27,6 +27,7 @@ from access_api.repositories.users import UserRepository
 from access_api.services.clock import FrozenClock
 from access_api.state import AppState
 from tests.conftest import settings_for
+from tests.mail import SmtpServer
 
 PASSWORD = "correct horse battery staple"
 
@@ -188,6 +189,12 @@ class World:
         return int((await self.connection.execute(statement)).scalar_one())
 
 
+async def delivered(world: World, smtp: SmtpServer) -> dict[str, Any]:
+    """Run the dispatcher now; the mail that arrived, by recipient."""
+    await world.state.dispatcher.deliver_due()
+    return {str(message["To"]).lower(): message for message in smtp.inbox.take()}
+
+
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -207,9 +214,15 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 async def app(
-    backend: tuple[str, str], connection: AsyncConnection, clock: FrozenClock
+    backend: tuple[str, str], connection: AsyncConnection, clock: FrozenClock, smtp: SmtpServer
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings_for(backend[1]), database=Database.bound_to(connection), clock=clock)
+    """The app on the test's connection, its mail going to the test's SMTP server (delivered
+    only when the test runs the dispatcher: see delivered())."""
+    app = create_app(
+        settings_for(backend[1], smtp_url=smtp.url),
+        database=Database.bound_to(connection),
+        clock=clock,
+    )
     async with app.router.lifespan_context(app):
         yield app
 

@@ -190,6 +190,11 @@ class TotpNotEnrolling(DomainError):
     title = "No TOTP enrolment is in progress; start one with POST /v1/me/two-factor/totp"
 
 
+class TwoFactorNotEnabled(DomainError):
+    code = "two_factor_not_enabled"
+    title = "This user has no authenticator app (TOTP) to reset"
+
+
 class InvalidOtp(DomainError):
     code = "invalid_otp"
     title = "This code is wrong, expired or already used"

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 INVITATION = "invitation"
+TWO_FACTOR_RESET = "two_factor_reset"
+LOGIN_CODE = "login_code"
 SUBJECT_MAX_LENGTH = 300
 _SPACES = re.compile(r"\s+")
 
@@ -81,6 +83,83 @@ def invitation_mail(
         "</body></html>\n"
     )
     return Mail(kind=INVITATION, recipient=recipient, subject=subject, text=text, html=body)
+
+
+def two_factor_reset_mail(
+    *,
+    recipient: str,
+    tenant_name: str,
+    requested_by: str | None,
+    confirm_link: str,
+    deny_link: str,
+    expires_at: datetime,
+) -> Mail:
+    """Seed 000: the user confirms the reset of their authenticator, or denies it, each by its
+    link alone on its line."""
+    tenant = _one_line(tenant_name)
+    who = _one_line(requested_by or "") or "An administrator"
+    subject = f"Confirm the reset of your two-factor authentication for {tenant}"
+    text = (
+        "Hello,\n"
+        "\n"
+        f"{who} asked to reset your two-factor authentication token for {tenant}.\n"
+        "Once you confirm, you will sign in with a code sent to this address instead.\n"
+        "\n"
+        "Reset your two-factor authentication token:\n"
+        f"{confirm_link}\n"
+        "\n"
+        "Deny this two-factor authentication reset:\n"
+        f"{deny_link}\n"
+        "\n"
+        f"The links work once and expire on {_when(expires_at)}.\n"
+        "If you did not lose your authenticator, deny the reset.\n"
+    )
+    e = html.escape
+    body = (
+        "<!DOCTYPE html>\n"
+        '<html><body style="font-family: sans-serif">\n'
+        "<p>Hello,</p>\n"
+        f"<p>{e(who)} asked to reset your two-factor authentication token for "
+        f"<strong>{e(tenant)}</strong>. Once you confirm, you will sign in with a code "
+        "sent to this address instead.</p>\n"
+        f'<p><a href="{e(confirm_link)}">Reset your two-factor authentication token</a></p>\n'
+        f'<p><a href="{e(deny_link)}">Deny this two-factor authentication reset</a></p>\n'
+        f"<p>The links work once and expire on {e(_when(expires_at))}.<br>\n"
+        "If you did not lose your authenticator, deny the reset.</p>\n"
+        "</body></html>\n"
+    )
+    return Mail(
+        kind=TWO_FACTOR_RESET,
+        recipient=recipient,
+        subject=subject[:SUBJECT_MAX_LENGTH],
+        text=text,
+        html=body,
+    )
+
+
+def login_code_mail(*, recipient: str, code: str, expires_at: datetime) -> Mail:
+    """An email sign-in code: six digits on a line of their own."""
+    text = (
+        "Your sign-in code is:\n"
+        "\n"
+        f"{code}\n"
+        "\n"
+        f"It works once, until {_when(expires_at)}. If you did not try to sign in, someone "
+        "knows your password: change it.\n"
+    )
+    e = html.escape
+    body = (
+        "<!DOCTYPE html>\n"
+        '<html><body style="font-family: sans-serif">\n'
+        "<p>Your sign-in code is:</p>\n"
+        f'<p style="font-size: 1.6em; letter-spacing: 0.2em"><strong>{e(code)}</strong></p>\n'
+        f"<p>It works once, until {e(_when(expires_at))}. If you did not try to sign in, "
+        "someone knows your password: change it.</p>\n"
+        "</body></html>\n"
+    )
+    return Mail(
+        kind=LOGIN_CODE, recipient=recipient, subject="Your sign-in code", text=text, html=body
+    )
 
 
 def retry_delay(attempts: int, base: timedelta, cap: timedelta) -> timedelta:

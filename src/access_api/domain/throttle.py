@@ -54,6 +54,8 @@ class Rule:
 
 LOGIN_ACCOUNT = Rule("login:account", PER_ACCOUNT)
 LOGIN_ADDRESS = Rule("login:address", PER_ADDRESS)
+# Links that carry a token (invitations, two-factor resets): one address trying many.
+TOKEN_ADDRESS = Rule("token:address", PER_ADDRESS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

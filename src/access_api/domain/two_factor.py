@@ -1,8 +1,26 @@
-"""Two-factor authentication with TOTP: enrolment, and codes that each work only once."""
+"""Two-factor authentication: TOTP and emailed codes that each work once, and the reset of a
+lost authenticator, requested by an admin and confirmed (or denied) by its owner (seed 000)."""
 
 from __future__ import annotations
 
-from access_api.domain.errors import OtpRequired, TotpNotEnrolling, TwoFactorEnabled
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from access_api.domain.access import Caller, ensure_within
+from access_api.domain.errors import (
+    BulkRefused,
+    CannotResetOwnTwoFactor,
+    DomainError,
+    ItemError,
+    NotFound,
+    OtpRequired,
+    TotpNotEnrolling,
+    TwoFactorEnabled,
+    TwoFactorNotEnabled,
+)
 from access_api.domain.users import TwoFactor, User
 
 # A code from the step before or after the server's is accepted: phone clocks drift.
@@ -37,3 +55,88 @@ def is_fresh(step: int, last_accepted: int | None) -> bool:
     code seen over a shoulder (or replayed by a second, parallel login) is refused. The
     database applies the same rule atomically; this is its statement."""
     return last_accepted is None or step > last_accepted
+
+
+# --- codes sent by email (seed 003: after a reset, verification falls back to email) -------
+
+EMAIL_CODE_DIGITS = 6
+EMAIL_CODE_LIFETIME = timedelta(minutes=10)
+# Each login without a code would otherwise mail one: at most one a minute per user.
+EMAIL_CODE_RESEND_AFTER = timedelta(minutes=1)
+
+
+def should_send_code(last_sent_at: datetime | None, now: datetime) -> bool:
+    return last_sent_at is None or now - last_sent_at >= EMAIL_CODE_RESEND_AFTER
+
+
+def is_email_code_shape(code: str) -> bool:
+    return len(code) == EMAIL_CODE_DIGITS and code.isdigit()
+
+
+# --- resets ---------------------------------------------------------------------------------
+
+RESET_LIFETIME = timedelta(hours=24)
+
+
+class ResetStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reset:
+    """An admin's request to clear a user's authenticator, made in one tenant's context."""
+
+    id: UUID
+    root_id: UUID
+    tenant_id: UUID
+    user_id: UUID
+    requested_by: UUID | None
+    status: ResetStatus
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+
+    def status_at(self, now: datetime) -> ResetStatus:
+        """A request nobody answered in time is expired, and its links are dead."""
+        if self.status is ResetStatus.PENDING and self.expires_at <= now:
+            return ResetStatus.EXPIRED
+        return self.status
+
+
+def plan_resets(
+    caller: Caller,
+    context_id: UUID,
+    user_ids: Sequence[UUID],
+    *,
+    visible: Mapping[UUID, User],
+    grant_chains: Mapping[UUID, Sequence[Sequence[UUID]]],
+) -> list[User]:
+    """Whose authenticator an admin may ask to reset: never their own (seed 000), only people
+    they may manage from here (downward only), and only people who have one. Atomic: every
+    refused id is named and nothing is requested."""
+    errors: list[ItemError] = []
+    targets: list[User] = []
+    for user_id in dict.fromkeys(user_ids):
+        user = visible.get(user_id)
+        refusal: DomainError | None = None
+        if user_id == caller.user_id:
+            refusal = CannotResetOwnTwoFactor()
+        elif user is None:
+            refusal = NotFound(f"no user {user_id} here")
+        elif user.two_factor is not TwoFactor.TOTP:
+            refusal = TwoFactorNotEnabled()
+        else:
+            try:
+                ensure_within(context_id, grant_chains.get(user_id, ()))
+            except DomainError as outside:
+                refusal = outside
+        if refusal is not None:
+            errors.append(ItemError(user_id, refusal))
+        elif user is not None:
+            targets.append(user)
+    if errors:
+        raise BulkRefused(errors)
+    return targets

@@ -400,3 +400,37 @@ throttle_buckets = sa.Table(
     sa.Column("lockouts", sa.Integer(), nullable=False),
     sa.Column("last_failure_at", Timestamp(), nullable=False),
 )
+
+# An admin's request to reset a user's authenticator (seed 000), answered by the user through
+# one of two emailed links; both are kept only as keyed digests and die with the answer.
+two_factor_resets = sa.Table(
+    "two_factor_resets",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("requested_by", sa.Uuid(), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("confirm_token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("deny_token_hash", sa.String(64), nullable=True, unique=True),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("decided_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'confirmed', 'denied', 'expired')", name="status"),
+    sa.Index("ix_two_factor_resets_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+    sa.Index("ix_two_factor_resets_user_id_status", "user_id", "status"),
+)
+
+# Sign-in codes sent by email, kept as keyed digests; each works once, for a few minutes.
+email_codes = sa.Table(
+    "email_codes",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("used_at", Timestamp(), nullable=True),
+    sa.Index("ix_email_codes_user_id_created_at", "user_id", "created_at"),
+)

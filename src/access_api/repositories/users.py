@@ -7,7 +7,7 @@ import contextlib
 import csv
 import io
 import operator
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -135,6 +135,13 @@ class UserRepository:
     async def get(self, user_id: UUID) -> User | None:
         row = (await self.session.execute(sa.select(users).where(users.c.id == user_id))).first()
         return to_user(row) if row else None
+
+    async def get_many(self, user_ids: Iterable[UUID]) -> dict[UUID, User]:
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        rows = await self.session.execute(sa.select(users).where(users.c.id.in_(ids)))
+        return {row.id: to_user(row) for row in rows}
 
     async def by_email(self, email: str) -> tuple[User, str] | None:
         """The user and their password hash, for login."""

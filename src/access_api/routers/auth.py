@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from uuid import UUID
 
 from fastapi import Request, status
 from pydantic import BaseModel, Field
@@ -13,22 +12,23 @@ from access_api.dependencies import (
     Audit,
     CurrentCaller,
     Now,
+    Recorder,
+    SecondFactors,
     Sessions,
     State,
     Throttling,
-    TwoFactors,
     Users,
     client_ip,
 )
-from access_api.domain import auth, throttle, two_factor
+from access_api.domain import auth, throttle
 from access_api.domain import errors as e
 from access_api.domain.audit import Actor, ActorKind
-from access_api.domain.users import email_key
+from access_api.domain.users import User, email_key
 from access_api.errors import problem_responses
 from access_api.ids import new_id
-from access_api.repositories.two_factor import TwoFactorRepository
+from access_api.repositories.auth import SessionRepository
+from access_api.repositories.users import UserRepository
 from access_api.routers.common import Body, api_router
-from access_api.services import totp
 from access_api.services.keyring import new_token
 from access_api.state import AppState
 
@@ -67,7 +67,7 @@ async def login(
     state: State,
     users: Users,
     sessions: Sessions,
-    factors: TwoFactors,
+    second_factor: SecondFactors,
     throttling: Throttling,
     audit: Audit,
     now: Now,
@@ -81,14 +81,23 @@ async def login(
         throttling.failed(account, address)
         raise e.InvalidCredentials()
     user, stored = found
-    if two_factor.needs_totp(user, body.otp) and not await _totp_accepted(
-        user.id, body.otp or "", factors, state, now
-    ):
-        throttling.failed(account, address)
-        raise e.InvalidCredentials()
+    await second_factor.check(user, body.otp, account, address)
     await throttling.succeeded(account)
     if state.passwords.needs_rehash(stored):
         await users.set_password_hash(user.id, await state.passwords.hash(body.password), now)
+    return await start_session(user, request, state, sessions, users, audit, now)
+
+
+async def start_session(
+    user: User,
+    request: Request,
+    state: AppState,
+    sessions: SessionRepository,
+    users: UserRepository,
+    audit: Recorder,
+    now: datetime,
+) -> Token:
+    """A new login session for a user who proved who they are (login, invitation accept)."""
     token = new_token(SESSION_PREFIX)
     session = auth.Session(
         id=new_id(), user_id=user.id, created_at=now, last_seen_at=now, ended_at=None
@@ -130,20 +139,4 @@ async def logout(caller: CurrentCaller, sessions: Sessions, audit: Audit, now: N
         tenant=None,
         target_type="session",
         target_id=caller.credential_id,
-    )
-
-
-async def _totp_accepted(
-    user_id: UUID, code: str, factors: TwoFactorRepository, state: AppState, now: datetime
-) -> bool:
-    """The code matches the user's secret (within the allowed drift) and its time step is
-    fresh; consuming the step is atomic, so of parallel logins with one code only one wins."""
-    current = await factors.totp(user_id)
-    if current.sealed_secret is None:
-        return False
-    step = totp.matching_step(state.keyring.unseal_text(current.sealed_secret, "totp"), code, now)
-    return (
-        step is not None
-        and two_factor.is_fresh(step, current.last_step)
-        and await factors.claim_step(user_id, step)
     )

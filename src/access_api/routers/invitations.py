@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,21 +11,22 @@ from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from access_api.dependencies import (
-    SESSION_PREFIX,
     Access,
     Audit,
     Locked,
     Now,
+    SecondFactors,
     Session,
     Sessions,
     State,
     Tenants,
+    Throttling,
     Users,
     after_commit,
     client_ip,
     requires,
 )
-from access_api.domain import access, auth, invitations
+from access_api.domain import access, invitations, throttle
 from access_api.domain import errors as e
 from access_api.domain.audit import Actor, ActorKind, created
 from access_api.domain.invitations import (
@@ -41,9 +42,9 @@ from access_api.domain.tenants import Tenant
 from access_api.domain.users import email_key
 from access_api.errors import problem_responses
 from access_api.ids import new_id
-from access_api.repositories.invitations import InvitationRepository
+from access_api.repositories.invitations import InvitationRepository, Invited
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
-from access_api.routers.auth import PASSWORD_MAX_LENGTH, Token
+from access_api.routers.auth import PASSWORD_MAX_LENGTH, Token, start_session
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
     Body,
@@ -57,6 +58,7 @@ from access_api.routers.common import (
     with_etag,
 )
 from access_api.services.keyring import new_token
+from access_api.services.throttle import Throttle
 from access_api.state import AppState
 
 router = api_router(prefix="/v1/tenants", tags=["invitations"], responses=SCOPED_PROBLEMS)
@@ -206,6 +208,11 @@ class InvitationPreview(BaseModel):
 
 class AcceptRequest(Body):
     token: str = Field(min_length=1, max_length=TOKEN_MAX_LENGTH)
+    otp: str | None = Field(
+        default=None,
+        max_length=64,
+        description="For an existing account with two-factor on, when otp_required",
+    )
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
@@ -275,6 +282,29 @@ async def _mail_for(
         expires_at=invitation.expires_at,
     )
     return state.dispatcher.letters.queued(mail, invitation.updated_at)
+
+
+async def _invited(
+    token: str,
+    request: Request,
+    state: AppState,
+    repo: InvitationRepository,
+    throttling: Throttle,
+    now: datetime,
+) -> tuple[Invited, Invitation]:
+    """The invitation behind a link, if it can still be accepted. Every failure reads the
+    same (invalid_token) and counts against the client's address: links are not guessable,
+    but an address trying many is refused for a while."""
+    address = (throttle.TOKEN_ADDRESS, client_ip(request) or "unknown")
+    await throttling.check(address)
+    invited = await repo.by_digest(state.keyring.digest(token))
+    try:
+        if invited is None:
+            raise e.InvalidToken()
+        return invited, invitations.ensure_acceptable(invited.invitation, now)
+    except e.InvalidToken:
+        throttling.failed(address)
+        raise
 
 
 async def _found(
@@ -553,14 +583,13 @@ async def delete_invitations(
 )
 async def preview_invitation(
     token: Annotated[str, Query(min_length=1, max_length=TOKEN_MAX_LENGTH)],
+    request: Request,
     state: State,
     repo: Invitations,
+    throttling: Throttling,
     now: Now,
 ) -> InvitationPreview:
-    invited = await repo.by_digest(state.keyring.digest(token))
-    if invited is None:
-        raise e.InvalidToken()
-    invitation = invitations.ensure_acceptable(invited.invitation, now)
+    invited, invitation = await _invited(token, request, state, repo, throttling, now)
     accounts = await repo.user_ids_by_email([invitation.email])
     inviter = invited.inviter
     return InvitationPreview(
@@ -585,13 +614,20 @@ async def preview_invitation(
     "email that already has an account sends only token and that account's password. The "
     "answer is a session, as from login (201: a session was created).",
     responses=problem_responses(
-        e.InvalidToken, e.InvalidCredentials, e.ValidationFailed, e.Conflict
+        e.InvalidToken,
+        e.InvalidCredentials,
+        e.OtpRequired,
+        e.RateLimited,
+        e.ValidationFailed,
+        e.Conflict,
     ),
 )
 async def accept_invitation(
     body: AcceptRequest,
     request: Request,
     state: State,
+    throttling: Throttling,
+    second_factor: SecondFactors,
     repo: Invitations,
     tenants: Tenants,
     grants: Access,
@@ -601,17 +637,19 @@ async def accept_invitation(
     now: Now,
 ) -> Token:
     digest = state.keyring.digest(body.token)
-    invited = await repo.by_digest(digest)
-    if invited is None:
-        raise e.InvalidToken()
-    invitation = invitations.ensure_acceptable(invited.invitation, now)
+    _, invitation = await _invited(body.token, request, state, repo, throttling, now)
     found = await users.by_email(invitation.email)
     password_hash: str | None = None
     if found is not None:
-        invitations.check_existing_account_answer(body.model_dump())
+        invitations.check_existing_account_answer(body.model_dump(exclude={"otp"}))
         user, stored = found
+        account = (throttle.LOGIN_ACCOUNT, email_key(user.email))
+        await throttling.check(account)
         if not await state.passwords.verify(body.password, stored):
+            throttling.failed(account)
             raise e.InvalidCredentials("the password does not match the account of this email")
+        # Accepting logs the account in: it asks for the same second factor login does.
+        await second_factor.check(user, body.otp, account)
     else:
         user = invitations.new_invitee(
             invitation,
@@ -640,17 +678,6 @@ async def accept_invitation(
         user.id, offers, await grants.grants((user.id, o.tenant_id) for o in offers), now
     )
     await grants.apply(changes, root_id=root_id, roles_by_key=await grants.roles(root_id), now=now)
-    token = new_token(SESSION_PREFIX)
-    login = auth.Session(
-        id=new_id(), user_id=user.id, created_at=now, last_seen_at=now, ended_at=None
-    )
-    await sessions.create(
-        login,
-        state.keyring.digest(token),
-        ip=client_ip(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    await users.record_login(user.id, now)
     tenant = await tenants.get(invitation.tenant_id)
     actor = Actor(user_id=user.id, kind=ActorKind.SESSION)
     if password_hash is not None:
@@ -682,11 +709,4 @@ async def accept_invitation(
             target_id=user.id,
             changes=access.grant_changes(change),
         )
-    await audit.record(
-        actor, "session.created", tenant=None, target_type="session", target_id=login.id
-    )
-    lifetime = timedelta(hours=state.settings.session_absolute_lifetime_hours)
-    return Token(
-        access_token=token,
-        expires_at=auth.expires_at(login, user.session_timeout_minutes, lifetime),
-    )
+    return await start_session(user, request, state, sessions, users, audit, now)
