@@ -45,6 +45,19 @@ def to_role(row: Row[Any] | Any) -> Role:
     )
 
 
+# A role read beside the grants that name it, labelled as _roles() reads them back.
+_ROLE_COLUMNS = (
+    roles.c.id.label("role_id"),
+    roles.c.root_id.label("role_root_id"),
+    roles.c.key.label("role_key"),
+    roles.c.name.label("role_name"),
+    roles.c.permissions.label("role_permissions"),
+    roles.c.builtin.label("role_builtin"),
+    roles.c.created_at.label("role_created_at"),
+    roles.c.updated_at.label("role_updated_at"),
+)
+
+
 def _live(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
 
@@ -69,14 +82,7 @@ class AccessRepository:
                 grant.c.tenant_id.label("grant_tenant_id"),
                 grant.c.include_descendants,
                 grant.c.expires_at,
-                roles.c.id.label("role_id"),
-                roles.c.root_id.label("role_root_id"),
-                roles.c.key.label("role_key"),
-                roles.c.name.label("role_name"),
-                roles.c.permissions.label("role_permissions"),
-                roles.c.builtin.label("role_builtin"),
-                roles.c.created_at.label("role_created_at"),
-                roles.c.updated_at.label("role_updated_at"),
+                *_ROLE_COLUMNS,
             )
             .select_from(
                 chain.join(
@@ -209,14 +215,7 @@ class AccessRepository:
                 authorizations.c.tenant_id.label("grant_tenant_id"),
                 authorizations.c.include_descendants,
                 authorizations.c.expires_at,
-                roles.c.id.label("role_id"),
-                roles.c.root_id.label("role_root_id"),
-                roles.c.key.label("role_key"),
-                roles.c.name.label("role_name"),
-                roles.c.permissions.label("role_permissions"),
-                roles.c.builtin.label("role_builtin"),
-                roles.c.created_at.label("role_created_at"),
-                roles.c.updated_at.label("role_updated_at"),
+                *_ROLE_COLUMNS,
             )
             .select_from(
                 authorizations.join(

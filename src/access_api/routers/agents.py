@@ -17,6 +17,7 @@ from access_api.dependencies import (
     Bearer,
     Now,
     People,
+    Recorder,
     Session,
     State,
     Tenants,
@@ -39,6 +40,7 @@ from access_api.routers.common import (
     Limit,
     ListPage,
     api_router,
+    page_of,
     split_sort,
 )
 from access_api.services.keyring import new_token
@@ -174,10 +176,7 @@ async def list_agents(
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return ListPage(
-        items=[AgentOut.of(agent) for agent in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, AgentOut.of, state.cursors, sort)
 
 
 @router.post(
@@ -244,6 +243,22 @@ async def _record(audit: Audit, scope: Scope, before: Agent, after: Agent, actio
     )
 
 
+async def _with_new_token(
+    before: Agent,
+    after: Agent,
+    action: str,
+    scope: Scope,
+    repo: AgentRepository,
+    state: AppState,
+    audit: Recorder,
+) -> AgentWithToken:
+    """Store a fresh token's digest (the old token dies with it) and show the token once."""
+    token = new_token(agents.PREFIX)
+    await repo.update(after, state.keyring.digest(token))
+    await _record(audit, scope, before, after, action)
+    return AgentWithToken(**AgentOut.of(after).model_dump(), token=token)
+
+
 @router.post(
     "/{tenant_id}/users/{user_id}/agents/{agent_id}/reregister",
     summary="Register the agent again, with a new token (the old one stops working)",
@@ -261,10 +276,7 @@ async def reregister_agent(
 ) -> AgentWithToken:
     before = await _agent(repo, scope, people, user_id, agent_id)
     after = agents.reregister(before, now)
-    token = new_token(agents.PREFIX)
-    await repo.update(after, state.keyring.digest(token))
-    await _record(audit, scope, before, after, "agent.reregistered")
-    return AgentWithToken(**AgentOut.of(after).model_dump(), token=token)
+    return await _with_new_token(before, after, "agent.reregistered", scope, repo, state, audit)
 
 
 @router.post(
@@ -306,10 +318,7 @@ async def reprovision_agent(
 ) -> AgentWithToken:
     before = await _agent(repo, scope, people, user_id, agent_id)
     after = agents.reprovision(before, now)
-    token = new_token(agents.PREFIX)
-    await repo.update(after, state.keyring.digest(token))
-    await _record(audit, scope, before, after, "agent.reprovisioned")
-    return AgentWithToken(**AgentOut.of(after).model_dump(), token=token)
+    return await _with_new_token(before, after, "agent.reprovisioned", scope, repo, state, audit)
 
 
 @agent_router.post(

@@ -39,6 +39,7 @@ from access_api.routers.common import (
     Limit,
     ListPage,
     api_router,
+    page_of,
     split_sort,
 )
 from access_api.services.keyring import new_token
@@ -177,10 +178,7 @@ async def list_api_keys(
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return ListPage(
-        items=[ApiKeyOut.of(key) for key in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, ApiKeyOut.of, state.cursors, sort)
 
 
 @router.post(

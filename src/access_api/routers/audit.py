@@ -19,6 +19,7 @@ from access_api.routers.common import (
     Limit,
     ListPage,
     api_router,
+    page_of,
     split_sort,
 )
 
@@ -89,7 +90,4 @@ async def list_audit_events(
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return ListPage(
-        items=[AuditEventOut.of(event) for event in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, AuditEventOut.of, state.cursors, sort)

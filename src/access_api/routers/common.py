@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -12,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from access_api.domain import errors as e
 from access_api.domain.errors import PreconditionFailed
 from access_api.errors import problem_responses
+from access_api.pagination import Cursors
+from access_api.repositories.pagination import Page
 from access_api.routing import TransactionalRoute
 
 T = TypeVar("T")
@@ -49,6 +52,16 @@ class ListPage(BaseModel, Generic[T]):
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page")]
 Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+
+
+def page_of(
+    page: Page[Any], render: Callable[[Any], T], cursors: Cursors, sort: str
+) -> ListPage[T]:
+    """A repository page as the API's list: rendered items, and the cursor to the next page."""
+    return ListPage(
+        items=[render(item) for item in page.items],
+        next_cursor=cursors.encode(sort, page.next_after),
+    )
 
 
 def split_sort(sort: str) -> tuple[str, bool]:

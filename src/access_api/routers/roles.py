@@ -25,6 +25,7 @@ from access_api.routers.common import (
     ListPage,
     api_router,
     check_if_match,
+    page_of,
     with_etag,
 )
 
@@ -84,10 +85,7 @@ async def list_roles(
     page = await repo.list(
         scope.tenant.root_id, after=state.cursors.decode(cursor, "key"), limit=limit
     )
-    return ListPage(
-        items=[RoleOut.of(r) for r in page.items],
-        next_cursor=state.cursors.encode("key", page.next_after),
-    )
+    return page_of(page, RoleOut.of, state.cursors, "key")
 
 
 @router.post(

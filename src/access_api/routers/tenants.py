@@ -36,6 +36,7 @@ from access_api.routers.common import (
     ListPage,
     api_router,
     check_if_match,
+    page_of,
     split_sort,
     with_etag,
 )
@@ -194,10 +195,7 @@ async def list_clients(
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return ListPage(
-        items=[TenantOut.of(t) for t in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, TenantOut.of, state.cursors, sort)
 
 
 @router.post(
