@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=900.0, gt=0)
     mail_max_attempts: int = Field(default=100, ge=1)
 
+    export_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long one CSV export may run: a long read by design, so it has its own "
+        "bound instead of the per-statement timeout",
+    )
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
     login_dummy_delay: bool = True

@@ -13,8 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from access_api.db import create_engine
 from access_api.repositories.orm import audit_events
+from access_api.services.clock import SystemClock
 from tests.api.conftest import Msp, World, assert_problem
+from tests.conftest import settings_for
+from tests.live import live_client, live_msp
 from tests.users_bulk import add_users
 
 
@@ -176,3 +180,25 @@ class TestExportMemory:
         # Five times the users, five times the bytes, and no more memory: a batch at a time.
         assert large_peak < 1.3 * small_peak + 1_000_000, (small_peak, large_peak)
         assert large_peak < 16_000_000, large_peak
+
+
+class TestLongExport:
+    async def test_an_export_may_outlast_the_per_statement_timeout(
+        self, live_database: str
+    ) -> None:
+        """The statement timeout turns a stalled database into a quick 503; an export is one
+        long statement by design and must not be cut off by it (PostgreSQL: COPY)."""
+        engine = create_engine(settings_for(live_database))
+        async with live_client(live_database, db_statement_timeout_seconds=0.05) as client:
+            root, headers = await live_msp(client, "long-export")
+            async with engine.begin() as connection:
+                await add_users(connection, root, root, 30_000, SystemClock().now())
+            await engine.dispose()
+            lines = 0
+            async with client.stream(
+                "GET", f"/v1/tenants/{root}/users/export", headers=headers
+            ) as response:
+                assert response.status_code == 200
+                async for chunk in response.aiter_bytes():
+                    lines += chunk.count(b"\n")
+            assert lines == 30_002  # header, the admin, the users

@@ -288,6 +288,7 @@ class UserRepository:
         columns: Sequence[str],
         ids: Sequence[UUID] | None,
         now: datetime,
+        statement_seconds: float,
         batch: int = 2000,
     ) -> AsyncIterator[bytes]:
         """The CSV export (seed 003), streamed from one query (one snapshot) with memory flat
@@ -307,7 +308,7 @@ class UserRepository:
                 "last_login_at": _utc_text(fields["last_login_at"]),
             }
             query = statement.with_only_columns(*(rendered[c].label(c) for c in columns))
-            async for chunk in self._copy_csv(query):
+            async for chunk in self._copy_csv(query, statement_seconds):
                 yield chunk
             return
         query = statement.with_only_columns(*fields.values())
@@ -325,7 +326,9 @@ class UserRepository:
         if buffer.tell():
             yield buffer.getvalue().encode()
 
-    async def _copy_csv(self, query: sa.Select[Any]) -> AsyncIterator[bytes]:
+    async def _copy_csv(
+        self, query: sa.Select[Any], statement_seconds: float
+    ) -> AsyncIterator[bytes]:
         """Stream COPY's output through a small queue: when the client reads slowly, the queue
         fills, asyncpg stops reading, and PostgreSQL waits; nothing piles up in memory."""
         # Every literal here is a UUID or a time of ours: no caller text reaches the SQL.
@@ -335,6 +338,11 @@ class UserRepository:
             )
         )
         connection = await self.session.connection()
+        # An export is one long statement by design: the per-statement timeout that turns a
+        # stalled database into a quick 503 would cut it off, so it gets its own bound.
+        await connection.execute(
+            sa.text(f"SET LOCAL statement_timeout = {int(statement_seconds * 1000)}")
+        )
         driver = (await connection.get_raw_connection()).driver_connection
         if driver is None:
             raise RuntimeError("the export's connection is closed")
@@ -345,7 +353,9 @@ class UserRepository:
 
         async def copy() -> None:
             try:
-                await driver.copy_from_query(sql, output=sink, format="csv", header=True)
+                await driver.copy_from_query(
+                    sql, output=sink, format="csv", header=True, timeout=statement_seconds
+                )
             finally:
                 await chunks.put(None)
 

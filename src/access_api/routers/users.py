@@ -191,7 +191,11 @@ async def _export(
 ) -> AsyncIterator[bytes]:
     async with state.database.snapshot() as session:
         async for chunk in UserRepository(session).export_csv(
-            scope.tenant, columns=columns, ids=ids, now=now
+            scope.tenant,
+            columns=columns,
+            ids=ids,
+            now=now,
+            statement_seconds=state.settings.export_timeout_seconds,
         ):
             yield chunk
 
