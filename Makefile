@@ -32,12 +32,12 @@ run: $(STAMP)
 	$(BIN)/access-api serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests migrations
-	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -54,11 +54,19 @@ openapi: $(STAMP)
 test: lint typecheck contract
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+# The peer (fastapi-users) gets a virtualenv of its own, so its pins never touch ours.
+PEER := .venv-bench-peer
+$(PEER)/.installed-stamp:
+	$(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet "fastapi-users[sqlalchemy]" asyncpg "uvicorn[standard]"
+	@touch $@
+
+bench: $(STAMP) $(PEER)/.installed-stamp
+	@command -v wrk > /dev/null || { echo "make bench needs wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 constraints: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^access-api' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""The measures of SPEC §6, each returning plain figures for the report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.db import create_engine
+from access_api.domain import access
+from access_api.domain.access import Caller
+from access_api.domain.audit import ActorKind
+from access_api.repositories.access import AccessRepository
+from bench.harness import Server, rss_sampler, wrk_async
+from bench.world import ADMIN_EMAIL, ADMIN_PASSWORD, Msp, settings_for
+
+DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
+CONNECTIONS = 16
+
+
+async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Requests per second at CONNECTIONS in flight, after a short warm-up."""
+    url = server.base_url + path
+    await wrk_async(url, seconds=2, connections=CONNECTIONS, headers=headers)
+    async with rss_sampler(server) as rss:
+        load = await wrk_async(url, seconds=DURATION, connections=CONNECTIONS, headers=headers)
+    if load.non_2xx or load.errors:
+        raise RuntimeError(f"{server.name} {path}: {load.non_2xx} non-2xx, {load.errors} errors")
+    return {**load.as_dict(), "rss_max_mb": round(max(rss), 1)}
+
+
+async def list_page_p50(server: Server, msp: Msp) -> dict[str, Any]:
+    """One request at a time, so p50 is the latency of the query plan, not of a queue."""
+    path = f"/v1/tenants/{msp.root_id}/users?sort=last_name&two_factor=disabled&limit=50"
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        answer = await client.get(path, headers=msp.api_key)
+        answer.raise_for_status()
+        assert len(answer.json()["items"]) == 50, answer.text
+        cursor = answer.json()["next_cursor"]
+        deeper = await client.get(path + f"&cursor={cursor}", headers=msp.api_key)
+        deeper.raise_for_status()
+    load = await wrk_async(server.base_url + path, seconds=5, connections=1, headers=msp.api_key)
+    return {"path": path, "p50_ms": load.p50_ms, "p99_ms": load.p99_ms, "requests": load.requests}
+
+
+async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]:
+    """Stream the whole export, discarding it as it arrives; the server's RSS is sampled."""
+    rows = 0
+    async with (
+        httpx.AsyncClient(base_url=server.base_url, timeout=600) as client,
+        rss_sampler(server, every=0.02) as rss,
+    ):
+        started = time.perf_counter()
+        async with client.stream(
+            "GET", f"/v1/tenants/{msp.root_id}/users/export", headers=msp.api_key
+        ) as answer:
+            answer.raise_for_status()
+            async for chunk in answer.aiter_raw():
+                rows += chunk.count(b"\n")
+        elapsed = time.perf_counter() - started
+    rows -= 1  # the header
+    if rows != expected_rows:
+        raise RuntimeError(f"export gave {rows} rows, expected {expected_rows}")
+    return {
+        "rows": rows,
+        "seconds": round(elapsed, 2),
+        "rows_per_s": round(rows / elapsed),
+        "rss_before_mb": round(rss[0], 1),
+        "rss_growth_mb": round(max(rss) - rss[0], 1),
+    }
+
+
+async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[str, Any]:
+    """The decision alone, in this process: one scope query plus the pure domain judgement, for
+    the client two levels below the root where the admin's grant lies."""
+    engine = create_engine(settings_for(url))
+    caller = Caller(
+        user_id=msp.admin_id,
+        email=ADMIN_EMAIL,
+        credential=ActorKind.API_KEY,
+        credential_id=msp.admin_id,
+        root_id=msp.root_id,
+    )
+    timings: list[float] = []
+    try:
+        async with AsyncSession(engine) as session:
+            repo = AccessRepository(session)
+            for n in range(rounds + 200):
+                now = datetime.now(UTC)
+                started = time.perf_counter()
+                facts = await repo.scope_facts(caller, msp.client_id, now)
+                access.require(access.resolve_scope(caller, facts, now), "tenants.read")
+                if n >= 200:  # warm-up
+                    timings.append((time.perf_counter() - started) * 1000)
+                await session.rollback()
+    finally:
+        await engine.dispose()
+    timings.sort()
+    return {
+        "rounds": rounds,
+        "depth": 2,
+        "p50_ms": round(statistics.median(timings), 3),
+        "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 3),
+    }
+
+
+async def login_storm(server: Server) -> dict[str, Any]:
+    """Correct logins as fast as they come, while /healthz is probed one request at a time."""
+    body = f'{{"email": "{ADMIN_EMAIL}", "password": "{ADMIN_PASSWORD}"}}'
+    headers = {"Content-Type": "application/json"}
+    async with rss_sampler(server) as rss:
+        logins, health = await asyncio.gather(
+            wrk_async(
+                server.base_url + "/v1/auth/login",
+                seconds=DURATION,
+                connections=8,
+                method="POST",
+                body=body,
+                headers=headers,
+            ),
+            wrk_async(server.base_url + "/healthz", seconds=DURATION, connections=1),
+        )
+    if logins.non_2xx or logins.errors:
+        raise RuntimeError(f"login storm: {logins.non_2xx} non-2xx, {logins.errors} errors")
+    return {
+        "logins_per_s": logins.rps,
+        "login_p99_ms": logins.p99_ms,
+        "healthz_p50_ms": health.p50_ms,
+        "healthz_p99_ms": health.p99_ms,
+        "rss_max_mb": round(max(rss), 1),
+    }
+
+
+async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[str, Any]:
+    """1,000 new emails invited on the client: ten requests of 100 (the per-request maximum)."""
+    batch = 100
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+        started = time.perf_counter()
+        for start in range(0, emails, batch):
+            answer = await client.post(
+                f"/v1/tenants/{msp.client_id}/invitations",
+                json={
+                    "emails": [
+                        f"invitee-{n:05d}@bench.example.com" for n in range(start, start + batch)
+                    ],
+                    "authorizations": [{"roles": ["read_only"]}],
+                },
+                headers=msp.api_key,
+            )
+            answer.raise_for_status()
+            assert {item["outcome"] for item in answer.json()["items"]} == {"invited"}
+        elapsed = time.perf_counter() - started
+    return {"emails": emails, "requests": emails // batch, "seconds": round(elapsed, 3)}
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return round(ours / theirs, 2) if theirs else 0.0

@@ -1,0 +1,174 @@
+"""A benchmark's world: a fresh database built by the migrations, an MSP with clients, its admin
+with an API key, and as many users as the measure needs, loaded straight into the tables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import httpx
+import sqlalchemy as sa
+from tests.users_bulk import add_users
+
+from access_api.db import create_engine
+from access_api.repositories.orm import users
+from access_api.services.clock import SystemClock
+from access_api.settings import Settings
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SECRET = "bench-secret-key-" + "b" * 48
+ADMIN_EMAIL = "admin@bench.example.com"
+ADMIN_PASSWORD = "correct horse battery staple 42"
+
+
+def settings_for(url: str) -> Settings:
+    return Settings(database_url=url, secret_key=SECRET)
+
+
+def env_for(url: str) -> dict[str, str]:
+    return {
+        "ACCESS_API_DATABASE_URL": url,
+        "ACCESS_API_SECRET_KEY": SECRET,
+        "ACCESS_API_PUBLIC_URL": "http://127.0.0.1",
+    }
+
+
+@asynccontextmanager
+async def postgres_database(label: str) -> AsyncIterator[tuple[str, str]]:
+    """(SQLAlchemy URL, asyncpg DSN) of a new database, dropped afterwards."""
+    name = f"access_api_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = f"{POSTGRES_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    try:
+        yield dsn.replace("postgresql://", "postgresql+asyncpg://"), dsn
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def sqlite_database() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory(prefix="access-api-bench-") as directory:
+        yield f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
+
+
+@dataclass
+class Msp:
+    """The MSP as its admin sees it over HTTP."""
+
+    root_id: UUID
+    region_id: UUID
+    client_id: UUID
+    session: dict[str, str]
+    api_key: dict[str, str]
+    admin_id: UUID
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bootstrap(url: str) -> None:
+    """Migrate and bootstrap the MSP with the CLI, as an operator would."""
+    cli = str(Path(sys.executable).with_name("access-api"))
+    env = {**os.environ, **env_for(url)}
+    with tempfile.NamedTemporaryFile("w", suffix=".pw") as secret:
+        secret.write(ADMIN_PASSWORD)
+        secret.flush()
+        for argv in (
+            [cli, "migrate"],
+            [
+                cli,
+                "bootstrap",
+                "--name",
+                "Bench MSP",
+                "--domain-prefix",
+                "bench",
+                "--admin-email",
+                ADMIN_EMAIL,
+                "--admin-password-file",
+                secret.name,
+            ],
+        ):
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+            if done.returncode:
+                raise RuntimeError(f"{argv[1]} failed:\n{done.stdout}{done.stderr}")
+
+
+async def build_msp(base_url: str) -> Msp:
+    """Over HTTP, as a user would: log in, add a multi-client and a client below it, and make
+    the admin an API key. The admin's grant on the root reaches both by inheritance."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        login = await client.post(
+            "/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        )
+        login.raise_for_status()
+        session = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        me = (await client.get("/v1/me", headers=session)).json()
+        root_id = UUID(me["tenants"][0]["id"])
+        admin_id = UUID(me["id"])
+        region = await client.post(
+            f"/v1/tenants/{root_id}/clients",
+            json={"kind": "multi_client", "name": "Region", "domain_prefix": "region"},
+            headers=session,
+        )
+        region.raise_for_status()
+        acme = await client.post(
+            f"/v1/tenants/{region.json()['id']}/clients",
+            json={"kind": "client", "name": "Acme", "domain_prefix": "acme"},
+            headers=session,
+        )
+        acme.raise_for_status()
+        key = await client.post(
+            f"/v1/tenants/{root_id}/users/{admin_id}/api-keys",
+            json={"name": "bench"},
+            headers=session,
+        )
+        key.raise_for_status()
+        return Msp(
+            root_id=root_id,
+            region_id=UUID(region.json()["id"]),
+            client_id=UUID(acme.json()["id"]),
+            session=session,
+            api_key={"Authorization": f"Bearer {key.json()['key']}"},
+            admin_id=admin_id,
+        )
+
+
+async def grow(url: str, msp: Msp, total: int, prefix: str) -> int:
+    """Add users (read_only on the client) until the tree has `total`; returns how many now."""
+    engine = create_engine(settings_for(url))
+    try:
+        # SQLite: take the write lock first, as the app does, or the server's writes between
+        # this read and the inserts would make the upgrade fail.
+        async with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as connection:
+            have = (
+                await connection.execute(sa.select(sa.func.count()).select_from(users))
+            ).scalar_one()
+            if total > have:
+                await add_users(
+                    connection,
+                    msp.root_id,
+                    msp.client_id,
+                    total - have,
+                    SystemClock().now(),
+                    prefix=prefix,
+                    batch=10_000,
+                )
+        return max(total, int(have))
+    finally:
+        await engine.dispose()
