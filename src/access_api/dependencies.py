@@ -24,6 +24,7 @@ from access_api.repositories.agents import AgentRepository
 from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
+from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
@@ -36,17 +37,17 @@ from access_api.state import AppState
 SESSION_PREFIX = "aas"
 
 
-def _state(request: Request) -> AppState:
+async def _state(request: Request) -> AppState:
     state: AppState = request.app.state.access
     return state
 
 
-def _session(request: Request) -> AsyncSession:
+async def _session(request: Request) -> AsyncSession:
     session: AsyncSession = request.state.session
     return session
 
 
-def _now(state: Annotated[AppState, Depends(_state)]) -> datetime:
+async def _now(state: Annotated[AppState, Depends(_state)]) -> datetime:
     return state.clock.now()
 
 
@@ -58,8 +59,10 @@ Now = Annotated[datetime, Depends(_now)]
 R = TypeVar("R")
 
 
-def _repository(cls: Callable[[AsyncSession], R]) -> Callable[[AsyncSession], R]:
-    def build(session: Session) -> R:
+def _repository(cls: Callable[[AsyncSession], R]) -> Callable[[AsyncSession], Awaitable[R]]:
+    # Dependencies are coroutines, even trivial ones: FastAPI runs a plain function in a worker
+    # thread, a hop that costs more than the function.
+    async def build(session: Session) -> R:
         return cls(session)
 
     return build
@@ -75,6 +78,7 @@ ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
 Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
 TwoFactors = Annotated[TwoFactorRepository, Depends(_repository(TwoFactorRepository))]
 Outbox = Annotated[OutboxRepository, Depends(_repository(OutboxRepository))]
+Invitations = Annotated[InvitationRepository, Depends(_repository(InvitationRepository))]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -190,7 +194,7 @@ class TreeLock:
         return fresh
 
 
-def _tree_lock(tenants: Tenants, repo: Access, now: Now) -> TreeLock:
+async def _tree_lock(tenants: Tenants, repo: Access, now: Now) -> TreeLock:
     return TreeLock(tenants=tenants, access=repo, now=now)
 
 
@@ -224,7 +228,7 @@ class PeopleFinder:
         return user
 
 
-def _people(repo: Access, users: Users, now: Now) -> PeopleFinder:
+async def _people(repo: Access, users: Users, now: Now) -> PeopleFinder:
     return PeopleFinder(access=repo, users=users, now=now)
 
 
@@ -273,7 +277,7 @@ class Recorder:
         )
 
 
-def _recorder(request: Request, session: Session, now: Now) -> Recorder:
+async def _recorder(request: Request, session: Session, now: Now) -> Recorder:
     return Recorder(
         repo=AuditRepository(session),
         request_id=getattr(request.state, "request_id", None),
@@ -292,7 +296,7 @@ Audit = Annotated[Recorder, Depends(_recorder)]
 # --- throttling failed attempts -----------------------------------------------------------
 
 
-def _throttle(request: Request, session: Session, state: State, now: Now) -> Throttle:
+async def _throttle(request: Request, session: Session, state: State, now: Now) -> Throttle:
     return Throttle(
         session=session,
         database=state.database,
@@ -305,7 +309,7 @@ def _throttle(request: Request, session: Session, state: State, now: Now) -> Thr
 Throttling = Annotated[Throttle, Depends(_throttle)]
 
 
-def _second_factor(
+async def _second_factor(
     request: Request, session: Session, state: State, throttling: Throttling, now: Now
 ) -> SecondFactor:
     return SecondFactor(

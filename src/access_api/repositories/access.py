@@ -58,8 +58,116 @@ _ROLE_COLUMNS = (
 )
 
 
-def _live(now: datetime) -> sa.ColumnElement[bool]:
+def _live(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
     return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
+
+
+# The two statements behind every request, built once: building a statement with aliases costs
+# far more Python than running it (each alias copies its table's columns).
+_target = tenants.alias("target")
+_above = tenants.alias("above")
+_chain = tenant_closure.alias("chain")
+_grant = authorizations.alias("g")
+_closure_above = tenant_closure.alias("closure_above")
+
+
+def _scope_facts_statement() -> sa.Select[Any]:
+    user_id: sa.BindParameter[UUID] = sa.bindparam("user_id")
+    tenant_id: sa.BindParameter[UUID] = sa.bindparam("tenant_id")
+    held = (
+        sa.select(
+            _chain.c.depth.label("depth"),
+            _grant.c.tenant_id.label("grant_tenant_id"),
+            _grant.c.include_descendants,
+            _grant.c.expires_at,
+            *_ROLE_COLUMNS,
+        )
+        .select_from(
+            _chain.join(
+                _grant,
+                sa.and_(_grant.c.tenant_id == _chain.c.ancestor_id, _grant.c.user_id == user_id),
+            )
+            .join(authorization_roles, authorization_roles.c.authorization_id == _grant.c.id)
+            .join(roles, roles.c.id == authorization_roles.c.role_id)
+        )
+        .where(
+            _chain.c.descendant_id == tenant_id,
+            sa.or_(_chain.c.depth == 0, _grant.c.include_descendants),
+        )
+        .subquery("held")
+    )
+    disabled = (
+        sa.exists()
+        .where(
+            tenant_closure.c.descendant_id == _target.c.id,
+            _above.c.id == tenant_closure.c.ancestor_id,
+            _above.c.status == "disabled",
+        )
+        .label("chain_disabled")
+    )
+    member = (
+        sa.exists()
+        .where(members.c.root_id == _target.c.root_id, members.c.user_id == user_id)
+        .label("member")
+    )
+    live_grant = (
+        sa.exists()
+        .where(
+            authorizations.c.root_id == _target.c.root_id,
+            authorizations.c.user_id == user_id,
+            _live(sa.bindparam("now", type_=authorizations.c.expires_at.type)),
+        )
+        .label("live_grant")
+    )
+    return (
+        sa.select(_target, disabled, member, live_grant, held)
+        .select_from(_target.outerjoin(held, sa.true()))
+        .where(_target.c.id == tenant_id, _target.c.deleted_at.is_(None))
+    )
+
+
+def _reachable_statement() -> sa.Select[Any]:
+    disabled = (
+        sa.exists()
+        .where(
+            _closure_above.c.descendant_id == tenants.c.id,
+            _above.c.id == _closure_above.c.ancestor_id,
+            _above.c.status == "disabled",
+        )
+        .label("chain_disabled")
+    )
+    return (
+        sa.select(
+            tenants,
+            disabled,
+            tenant_closure.c.depth,
+            authorizations.c.tenant_id.label("grant_tenant_id"),
+            authorizations.c.include_descendants,
+            authorizations.c.expires_at,
+            *_ROLE_COLUMNS,
+        )
+        .select_from(
+            authorizations.join(
+                tenant_closure,
+                sa.and_(
+                    tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
+                    sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
+                ),
+            )
+            .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
+            .join(
+                authorization_roles, authorization_roles.c.authorization_id == authorizations.c.id
+            )
+            .join(roles, roles.c.id == authorization_roles.c.role_id)
+        )
+        .where(authorizations.c.user_id == sa.bindparam("user_id"), tenants.c.deleted_at.is_(None))
+        .order_by(tenants.c.root_id, tenants.c.name, tenants.c.id)
+    )
+
+
+_SCOPE_FACTS = _scope_facts_statement()
+_REACHABLE = _reachable_statement()
+_REACHABLE_IN_TREE = _REACHABLE.where(authorizations.c.root_id == sa.bindparam("root_id"))
 
 
 class AccessRepository:
@@ -72,63 +180,11 @@ class AccessRepository:
         """Everything needed to judge a call in a tenant's context, in one query whatever the
         depth: the tenant, whether it or an ancestor is disabled, the caller's membership of
         its tree, and the caller's grants on the tenant and its ancestors with their roles."""
-        target = tenants.alias("target")
-        above = tenants.alias("above")
-        chain = tenant_closure.alias("chain")
-        grant = authorizations.alias("g")
-        held = (
-            sa.select(
-                chain.c.depth.label("depth"),
-                grant.c.tenant_id.label("grant_tenant_id"),
-                grant.c.include_descendants,
-                grant.c.expires_at,
-                *_ROLE_COLUMNS,
+        rows = (
+            await self.session.execute(
+                _SCOPE_FACTS, {"user_id": caller.user_id, "tenant_id": tenant_id, "now": now}
             )
-            .select_from(
-                chain.join(
-                    grant,
-                    sa.and_(
-                        grant.c.tenant_id == chain.c.ancestor_id, grant.c.user_id == caller.user_id
-                    ),
-                )
-                .join(authorization_roles, authorization_roles.c.authorization_id == grant.c.id)
-                .join(roles, roles.c.id == authorization_roles.c.role_id)
-            )
-            .where(
-                chain.c.descendant_id == tenant_id,
-                sa.or_(chain.c.depth == 0, grant.c.include_descendants),
-            )
-            .subquery("held")
-        )
-        disabled = (
-            sa.exists()
-            .where(
-                tenant_closure.c.descendant_id == target.c.id,
-                above.c.id == tenant_closure.c.ancestor_id,
-                above.c.status == "disabled",
-            )
-            .label("chain_disabled")
-        )
-        member = (
-            sa.exists()
-            .where(members.c.root_id == target.c.root_id, members.c.user_id == caller.user_id)
-            .label("member")
-        )
-        live_grant = (
-            sa.exists()
-            .where(
-                authorizations.c.root_id == target.c.root_id,
-                authorizations.c.user_id == caller.user_id,
-                _live(now),
-            )
-            .label("live_grant")
-        )
-        statement = (
-            sa.select(target, disabled, member, live_grant, held)
-            .select_from(target.outerjoin(held, sa.true()))
-            .where(target.c.id == tenant_id, target.c.deleted_at.is_(None))
-        )
-        rows = (await self.session.execute(statement)).all()
+        ).all()
         if not rows:
             return ScopeFacts(tenant=None)
         first = rows[0]
@@ -196,49 +252,14 @@ class AccessRepository:
         """Every live tenant a user's grants touch (their own, and all below an inheritable
         one), each with whether it is disabled from above, the grants that apply, and their
         roles; in one query. Limited to one tree for tree-bound credentials."""
-        above = tenants.alias("above")
-        closure_above = tenant_closure.alias("closure_above")
-        disabled = (
-            sa.exists()
-            .where(
-                closure_above.c.descendant_id == tenants.c.id,
-                above.c.id == closure_above.c.ancestor_id,
-                above.c.status == "disabled",
+        if root_id is None:
+            result = await self.session.execute(_REACHABLE, {"user_id": user_id})
+        else:
+            result = await self.session.execute(
+                _REACHABLE_IN_TREE, {"user_id": user_id, "root_id": root_id}
             )
-            .label("chain_disabled")
-        )
-        statement = (
-            sa.select(
-                tenants,
-                disabled,
-                tenant_closure.c.depth,
-                authorizations.c.tenant_id.label("grant_tenant_id"),
-                authorizations.c.include_descendants,
-                authorizations.c.expires_at,
-                *_ROLE_COLUMNS,
-            )
-            .select_from(
-                authorizations.join(
-                    tenant_closure,
-                    sa.and_(
-                        tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
-                        sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
-                    ),
-                )
-                .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
-                .join(
-                    authorization_roles,
-                    authorization_roles.c.authorization_id == authorizations.c.id,
-                )
-                .join(roles, roles.c.id == authorization_roles.c.role_id)
-            )
-            .where(authorizations.c.user_id == user_id, tenants.c.deleted_at.is_(None))
-            .order_by(tenants.c.root_id, tenants.c.name, tenants.c.id)
-        )
-        if root_id is not None:
-            statement = statement.where(authorizations.c.root_id == root_id)
         by_tenant: dict[UUID, list[Row[Any]]] = {}
-        for row in await self.session.execute(statement):
+        for row in result:
             by_tenant.setdefault(row.id, []).append(row)
         return [
             (

@@ -36,6 +36,20 @@ def to_api_key(row: Row[Any] | Any) -> ApiKey:
     )
 
 
+# Built once: this runs on every request made with a key.
+_RESOLVE = (
+    sa.select(
+        api_keys,
+        users.c.email,
+        sa.exists()
+        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
+        .label("member"),
+    )
+    .join(users, users.c.id == api_keys.c.user_id)
+    .where(api_keys.c.secret_hash == sa.bindparam("digest"))
+)
+
+
 class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -60,18 +74,7 @@ class ApiKeyRepository:
     async def resolve(self, secret_digest: str) -> tuple[ApiKey, str, bool] | None:
         """The key, its user's email, and whether that user still belongs to the key's tree:
         one indexed query per request."""
-        member = (
-            sa.exists()
-            .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
-            .label("member")
-        )
-        row = (
-            await self.session.execute(
-                sa.select(api_keys, users.c.email, member)
-                .join(users, users.c.id == api_keys.c.user_id)
-                .where(api_keys.c.secret_hash == secret_digest)
-            )
-        ).first()
+        row = (await self.session.execute(_RESOLVE, {"digest": secret_digest})).first()
         if row is None:
             return None
         return to_api_key(row), row.email, bool(row.member)

@@ -39,6 +39,7 @@ INVITATION_SORTS: dict[str, SortKey] = {
 _PENDING = invitations.c.status == InvitationStatus.PENDING.value
 # The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
 _PENDING_INDEX = sa.text("status = 'pending'")
+_INVITER = users.alias("inviter")  # built once: an alias copies its table's columns
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,7 +160,7 @@ class InvitationRepository:
 
     async def by_digest(self, token_digest: str) -> Invited | None:
         """The invitation a link leads to, with the inviting (live) tenant and the inviter."""
-        inviter = users.alias("inviter")
+        inviter = _INVITER
         row = (
             await self.session.execute(
                 sa.select(

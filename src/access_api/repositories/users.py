@@ -50,6 +50,9 @@ USER_SORTS: dict[str, SortKey] = {
 }
 
 
+_HELD = tenant_closure.alias("held")  # built once: an alias copies its table's columns
+
+
 def _live(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
 
@@ -226,7 +229,7 @@ class UserRepository:
     ) -> tuple[sa.Select[Any], dict[str, sa.ColumnElement[Any]]]:
         """Everyone visible from the context, with the roles that apply there and whether any
         live grant remains (both computed once for everyone by grouped joins), by email."""
-        held = tenant_closure.alias("held")
+        held = _HELD
         postgres = is_postgresql(self.session)
         keys = (
             sa.func.array_to_string(

@@ -7,16 +7,17 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
-from fastapi import Depends, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from access_api.dependencies import (
     Access,
     Audit,
+    Invitations,
     Locked,
     Now,
+    Outbox,
     SecondFactors,
-    Session,
     Sessions,
     State,
     Tenants,
@@ -43,7 +44,7 @@ from access_api.domain.users import email_key
 from access_api.errors import problem_responses
 from access_api.ids import new_id
 from access_api.repositories.invitations import InvitationRepository, Invited
-from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.outbox import QueuedMail
 from access_api.routers.auth import PASSWORD_MAX_LENGTH, Token, start_session
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
@@ -69,18 +70,6 @@ WriteInvitations = Annotated[access.Scope, requires(Permission.INVITATIONS_WRITE
 
 INVITATION_PREFIX = "inv"
 TOKEN_MAX_LENGTH = 256
-
-
-def _invitations(session: Session) -> InvitationRepository:
-    return InvitationRepository(session)
-
-
-def _outbox(session: Session) -> OutboxRepository:
-    return OutboxRepository(session)
-
-
-Invitations = Annotated[InvitationRepository, Depends(_invitations)]
-Outbox = Annotated[OutboxRepository, Depends(_outbox)]
 
 
 # --- models -------------------------------------------------------------------------------
