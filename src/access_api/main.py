@@ -17,7 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api import errors
-from access_api.db import Database
+from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
@@ -119,11 +119,21 @@ def create_app(
             if settings.mail_dispatcher and database is None
             else None
         )
+        maintaining = (
+            asyncio.create_task(
+                db.keep_statistics(stop, SQLITE_STATISTICS_EVERY_SECONDS), name="sqlite-statistics"
+            )
+            if database is None
+            else None
+        )
         try:
             yield
         finally:
             if delivering is not None:
                 await stop_in_time(delivering, stop)
+            if maintaining is not None:
+                stop.set()
+                await maintaining
             await dispatcher.close()
             if database is None:
                 await db.dispose()
