@@ -11,10 +11,19 @@ from pydantic import BaseModel, Field
 from access_api.dependencies import Access, Audit, Locked, Now, People, State, Tenants, requires
 from access_api.domain import access
 from access_api.domain import errors as e
-from access_api.domain.access import GrantChange, GrantContext, GrantRequest, Scope
+from access_api.domain.access import Grant, GrantChange, GrantContext, GrantRequest, Scope
 from access_api.domain.permissions import Permission
+from access_api.domain.users import User
 from access_api.errors import problem_responses
-from access_api.routers.common import SCOPED_PROBLEMS, Body, Cursor, Limit, ListPage, api_router
+from access_api.routers.common import (
+    SCOPED_PROBLEMS,
+    Body,
+    Cursor,
+    Limit,
+    ListPage,
+    api_router,
+    page_of,
+)
 
 router = api_router(prefix="/v1/tenants", tags=["authorizations"], responses=SCOPED_PROBLEMS)
 
@@ -40,6 +49,17 @@ class TenantGrant(BaseModel):
     roles: list[str]
     include_descendants: bool
     expires_at: datetime | None
+
+    @classmethod
+    def of(cls, user: User, grant: Grant) -> TenantGrant:
+        return cls(
+            user=UserRef(
+                id=user.id, email=user.email, first_name=user.first_name, last_name=user.last_name
+            ),
+            roles=sorted(grant.roles),
+            include_descendants=grant.include_descendants,
+            expires_at=grant.expires_at,
+        )
 
 
 class UserGrant(BaseModel):
@@ -110,23 +130,7 @@ async def list_tenant_grants(
     page = await grants.list_grants_on(
         scope.tenant.id, after=state.cursors.decode(cursor, "email"), limit=limit
     )
-    return ListPage(
-        items=[
-            TenantGrant(
-                user=UserRef(
-                    id=user.id,
-                    email=user.email,
-                    first_name=user.first_name,
-                    last_name=user.last_name,
-                ),
-                roles=sorted(grant.roles),
-                include_descendants=grant.include_descendants,
-                expires_at=grant.expires_at,
-            )
-            for user, grant in page.items
-        ],
-        next_cursor=state.cursors.encode("email", page.next_after),
-    )
+    return page_of(page, lambda pair: TenantGrant.of(*pair), state.cursors, "email")
 
 
 @router.put(
@@ -175,21 +179,9 @@ async def put_tenant_grants(
     page = await grants.list_grants_on(tenant.id, after=None, limit=len(body.items) + 1)
     listed = {item.user_id for item in body.items}
     return ListPage(
-        items=[
-            TenantGrant(
-                user=UserRef(
-                    id=user.id, email=user.email, first_name=user.first_name,
-                    last_name=user.last_name,
-                ),
-                roles=sorted(grant.roles),
-                include_descendants=grant.include_descendants,
-                expires_at=grant.expires_at,
-            )
-            for user, grant in page.items
-            if user.id in listed
-        ],
+        items=[TenantGrant.of(user, grant) for user, grant in page.items if user.id in listed],
         next_cursor=None,
-    )  # fmt: skip
+    )
 
 
 async def _user_grants(scope: Scope, user_id: UUID, grants: Access, now: datetime) -> UserGrants:

@@ -55,6 +55,7 @@ from access_api.routers.common import (
     ListPage,
     api_router,
     check_if_match,
+    page_of,
     split_sort,
     with_etag,
 )
@@ -331,10 +332,7 @@ async def list_invitations(
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return ListPage(
-        items=[InvitationOut.of(invitation, now) for invitation in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, lambda invitation: InvitationOut.of(invitation, now), state.cursors, sort)
 
 
 @router.post(

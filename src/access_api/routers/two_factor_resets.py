@@ -39,6 +39,7 @@ from access_api.routers.common import (
     Limit,
     ListPage,
     api_router,
+    page_of,
     split_sort,
 )
 from access_api.services.keyring import new_token
@@ -127,9 +128,8 @@ async def list_resets(
         limit=limit,
     )
     people = await users.get_many(reset.user_id for reset in page.items)
-    return ListPage(
-        items=[ResetOut.of(reset, people[reset.user_id], now) for reset in page.items],
-        next_cursor=state.cursors.encode(sort, page.next_after),
+    return page_of(
+        page, lambda reset: ResetOut.of(reset, people[reset.user_id], now), state.cursors, sort
     )
 
 
