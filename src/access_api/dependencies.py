@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -12,10 +12,13 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.domain import access, auth
+from access_api import use_cases
+from access_api.auth import credentials
+from access_api.auth.credentials import SESSION_PREFIX, Authenticated
+from access_api.domain import access
 from access_api.domain.access import Caller, Scope
-from access_api.domain.audit import Actor, ActorKind, AuditEvent, Changes
-from access_api.domain.errors import NotFound, Unauthenticated
+from access_api.domain.audit import Actor, AuditEvent, Changes
+from access_api.domain.errors import NotFound
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
@@ -34,7 +37,7 @@ from access_api.services.second_factor import SecondFactor
 from access_api.services.throttle import Throttle
 from access_api.state import AppState
 
-SESSION_PREFIX = "aas"
+__all__ = ["SESSION_PREFIX"]
 
 
 async def _state(request: Request) -> AppState:
@@ -98,61 +101,37 @@ def after_refusal(request: Request, hook: Callable[[], Awaitable[None]]) -> None
     request.state.after_refusal.append(hook)
 
 
-# --- the caller ---------------------------------------------------------------------------
-
-CredentialResolver = Callable[[Request, str, AsyncSession, AppState, datetime], Awaitable[Caller]]
-_resolvers: dict[str, CredentialResolver] = {}
+# --- the unit of work and the caller ------------------------------------------------------
 
 
-def credential_resolver(prefix: str) -> Callable[[CredentialResolver], CredentialResolver]:
-    """Register how bearer tokens with this prefix become a Caller."""
-
-    def register(resolver: CredentialResolver) -> CredentialResolver:
-        _resolvers[prefix] = resolver
-        return resolver
-
-    return register
-
-
-@credential_resolver(SESSION_PREFIX)
-async def _resolve_session(
-    request: Request, token: str, session: AsyncSession, state: AppState, now: datetime
-) -> Caller:
-    sessions = SessionRepository(session)
-    found = await sessions.resolve(state.keyring.digest(token))
-    if found is None:
-        raise Unauthenticated("unknown or ended session")
-    login, user = found
-    lifetime = timedelta(hours=state.settings.session_absolute_lifetime_hours)
-    if not auth.is_active(login, user.session_timeout_minutes, lifetime, now):
-        raise Unauthenticated("this session has ended; log in again")
-    if auth.should_touch(login, user.session_timeout_minutes, now):
-        await sessions.touch(login.id, now)
-        login = replace(login, last_seen_at=now)
-    request.state.session_expires_at = auth.expires_at(
-        login, user.session_timeout_minutes, lifetime
-    )
-    return Caller(
-        user_id=user.id,
-        email=user.email,
-        credential=ActorKind.SESSION,
-        credential_id=login.id,
+async def _work(request: Request, session: Session, state: State) -> use_cases.Work:
+    return use_cases.Work(
+        session,
+        state,
+        now=state.clock.now(),
+        request_id=getattr(request.state, "request_id", None),
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        after_commit=request.state.after_commit,
+        after_refusal=request.state.after_refusal,
     )
 
 
-async def _current_caller(
-    request: Request, credentials: Bearer, session: Session, state: State, now: Now
-) -> Caller:
-    if credentials is None:
-        raise Unauthenticated("send a credential as Authorization: Bearer <token>")
-    token = credentials.credentials
-    prefix = token.split("_", 1)[0]
-    resolver = _resolvers.get(prefix)
-    if resolver is None:
-        raise Unauthenticated("unrecognized credential")
-    caller = await resolver(request, token, session, state, now)
-    request.state.caller = caller
-    return caller
+Work = Annotated[use_cases.Work, Depends(_work)]
+"""The request's unit of work: one per request, shared by every dependency that asks."""
+
+
+async def _authenticated(request: Request, bearer: Bearer, work: Work) -> Authenticated:
+    found = await credentials.authenticate(work, bearer.credentials if bearer else None)
+    request.state.caller = found.caller
+    return found
+
+
+Authentication = Annotated[Authenticated, Depends(_authenticated)]
+
+
+async def _current_caller(found: Authentication) -> Caller:
+    return found.caller
 
 
 CurrentCaller = Annotated[Caller, Depends(_current_caller)]
@@ -166,11 +145,8 @@ TenantId = Annotated[UUID, Path(description="The tenant in whose context the cal
 def requires(permission: str) -> Any:
     """A dependency resolving the caller's scope in {tenant_id} and demanding a permission."""
 
-    async def scope(tenant_id: TenantId, caller: CurrentCaller, repo: Access, now: Now) -> Scope:
-        facts = await repo.scope_facts(caller, tenant_id, now)
-        resolved = access.resolve_scope(caller, facts, now)
-        access.require(resolved, permission)
-        return resolved
+    async def scope(tenant_id: TenantId, caller: CurrentCaller, work: Work) -> Scope:
+        return await work.scope(caller, tenant_id, permission)
 
     scope.__doc__ = f"Requires `{permission}` in the tenant's context."
     return Depends(scope)

@@ -6,12 +6,26 @@ import base64
 import binascii
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.services.keyring import Keyring
+
+T = TypeVar("T")
+After = tuple[Any, UUID]
+"""A keyset position: the sort value and the id of the last row of a page."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a keyset list, and where the next one starts (None: this is the last)."""
+
+    items: list[T]
+    next_after: After | None
+
 
 _PURPOSE = "cursor"
 _SIGNATURE_BYTES = 16

@@ -28,6 +28,71 @@ class Actor:
 SYSTEM = Actor(user_id=None, kind=ActorKind.SYSTEM)
 
 
+class Action(StrEnum):
+    """Every change the service records: the audit trail's `action`, and the event types that
+    webhooks publish. A new kind of change adds its action here, with its target type."""
+
+    AGENT_DEREGISTERED = "agent.deregistered"
+    AGENT_PROVISIONED = "agent.provisioned"
+    AGENT_REPROVISIONED = "agent.reprovisioned"
+    AGENT_REREGISTERED = "agent.reregistered"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REGENERATED = "api_key.regenerated"
+    API_KEY_REVOKED = "api_key.revoked"
+    AUTHORIZATION_CHANGED = "authorization.changed"
+    AUTHORIZATION_GRANTED = "authorization.granted"
+    AUTHORIZATION_REMOVED = "authorization.removed"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    INVITATION_CREATED = "invitation.created"
+    INVITATION_RESENT = "invitation.resent"
+    INVITATION_REVOKED = "invitation.revoked"
+    INVITATION_UPDATED = "invitation.updated"
+    ROLE_CREATED = "role.created"
+    ROLE_DELETED = "role.deleted"
+    ROLE_UPDATED = "role.updated"
+    SESSION_CREATED = "session.created"
+    SESSION_ENDED = "session.ended"
+    TENANT_CREATED = "tenant.created"
+    TENANT_DELETED = "tenant.deleted"
+    TENANT_DISABLED = "tenant.disabled"
+    TENANT_ENABLED = "tenant.enabled"
+    TENANT_UPDATED = "tenant.updated"
+    TWO_FACTOR_ENABLED = "two_factor.enabled"
+    TWO_FACTOR_ENROLMENT_STARTED = "two_factor.enrolment_started"
+    TWO_FACTOR_RESET_CONFIRMED = "two_factor.reset_confirmed"
+    TWO_FACTOR_RESET_DENIED = "two_factor.reset_denied"
+    TWO_FACTOR_RESET_REQUESTED = "two_factor.reset_requested"
+    USER_CREATED = "user.created"
+    USER_DELETED = "user.deleted"
+    USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an action name
+    USER_UPDATED = "user.updated"
+    USERS_EXPORTED = "users.exported"
+
+    @property
+    def target_type(self) -> str:
+        """What an event of this action is about: the part before the dot, in the singular."""
+        return _TARGET_TYPES.get(self, self.value.split(".", 1)[0])
+
+
+# Actions whose target is not named by their prefix.
+_TARGET_TYPES: dict[str, str] = {
+    "authorization.changed": "user",
+    "authorization.granted": "user",
+    "authorization.removed": "user",
+    "two_factor.enabled": "user",
+    "two_factor.enrolment_started": "user",
+    "two_factor.reset_confirmed": "user",
+    "two_factor.reset_denied": "user",
+    "two_factor.reset_requested": "user",
+    "users.exported": "tenant",
+}
+
+
+def catalog() -> list[dict[str, str]]:
+    """The action catalog as data: each action with its target type (docs, webhooks)."""
+    return [{"action": a.value, "target_type": a.target_type} for a in Action]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEvent:
     id: UUID

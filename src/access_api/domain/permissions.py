@@ -49,7 +49,16 @@ READ_PERMISSIONS: frozenset[str] = frozenset(p for p in Permission if p.endswith
 ADMIN_ROLE = "admin"
 READ_ONLY_ROLE = "read_only"
 
-BUILTIN_ROLES: dict[str, tuple[str, frozenset[str]]] = {
-    ADMIN_ROLE: ("Admin", ALL_PERMISSIONS),
-    READ_ONLY_ROLE: ("Read only", READ_PERMISSIONS),
-}
+BUILTIN_ROLES: dict[str, str] = {ADMIN_ROLE: "Admin", READ_ONLY_ROLE: "Read only"}
+"""Built-in role keys and their names; their permissions come from builtin_permissions()."""
+
+
+def builtin_permissions(key: str, stored: frozenset[str]) -> frozenset[str]:
+    """Built-in roles follow the code, not the copy a tree stored when it was created: `admin`
+    holds every permission of the catalog as it is now (one added later included) and
+    `read_only` every `*.read` one. A custom role keeps exactly what it stores."""
+    if key == ADMIN_ROLE:
+        return ALL_PERMISSIONS
+    if key == READ_ONLY_ROLE:
+        return READ_PERMISSIONS
+    return stored

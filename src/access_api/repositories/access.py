@@ -13,7 +13,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Caller, Grant, GrantChange, Held, Role, ScopeFacts
-from access_api.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES
+from access_api.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, builtin_permissions
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
@@ -38,11 +38,16 @@ def to_role(row: Row[Any] | Any) -> Role:
         root_id=row.root_id,
         key=row.key,
         name=row.name,
-        permissions=frozenset(row.permissions),
+        permissions=_permissions(row.key, row.builtin, row.permissions),
         builtin=row.builtin,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _permissions(key: str, builtin: bool, stored: Iterable[str]) -> frozenset[str]:
+    """A built-in role's permissions are the code's, whatever a tree stored at creation."""
+    return builtin_permissions(key, frozenset(stored)) if builtin else frozenset(stored)
 
 
 # A role read beside the grants that name it, labelled as _roles() reads them back.
@@ -282,12 +287,12 @@ class AccessRepository:
                     "root_id": root_id,
                     "key": key,
                     "name": name,
-                    "permissions": sorted(permissions),
+                    "permissions": sorted(builtin_permissions(key, frozenset())),
                     "builtin": True,
                     "created_at": now,
                     "updated_at": now,
                 }
-                for key, (name, permissions) in BUILTIN_ROLES.items()
+                for key, name in BUILTIN_ROLES.items()
             ],
         )
 
@@ -661,7 +666,7 @@ def _roles(rows: Sequence[Any]) -> dict[str, Role]:
             root_id=row.role_root_id,
             key=row.role_key,
             name=row.role_name,
-            permissions=frozenset(row.role_permissions),
+            permissions=_permissions(row.role_key, row.role_builtin, row.role_permissions),
             builtin=row.role_builtin,
             created_at=row.role_created_at,
             updated_at=row.role_updated_at,

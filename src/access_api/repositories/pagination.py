@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-from uuid import UUID
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from access_api.pagination import After, Page
+
 T = TypeVar("T")
-After = tuple[Any, UUID]
+__all__ = ["After", "Page", "SortKey", "fetch_page"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +23,6 @@ class SortKey:
 
     column: ColumnElement[Any]
     nullable: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_after: After | None
 
 
 def _after_clause(

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import Depends, Path, Request, status
+from fastapi import Depends, Path, status
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from access_api.auth.credentials import active_agent
 from access_api.dependencies import (
     Access,
     Agents,
@@ -18,10 +18,9 @@ from access_api.dependencies import (
     Now,
     People,
     Recorder,
-    Session,
     State,
     Tenants,
-    credential_resolver,
+    Work,
     requires,
 )
 from access_api.domain import agents
@@ -60,28 +59,13 @@ CREATED_FIELDS = ("user_id", "tenant_id", "name", "status")
 # --- agent tokens as credentials ------------------------------------------------------------
 
 
-async def _active_agent(token: str, session: AsyncSession, state: AppState) -> tuple[Agent, str]:
-    found = await AgentRepository(session).resolve(state.keyring.digest(token))
-    agent, email = found or (None, "")
-    return agents.check_active(agent), email
-
-
-@credential_resolver(agents.PREFIX)
-async def refuse_agent_elsewhere(
-    request: Request, token: str, session: AsyncSession, state: AppState, now: datetime
-) -> Caller:
-    """An agent token is known here, but it only serves the agent's own routes."""
-    await _active_agent(token, session, state)
-    raise e.Forbidden("an agent token only serves /v1/agent/ routes")
-
-
 async def _current_agent(
-    credentials: Bearer, session: Session, grants: Access, state: State, now: Now
+    credentials: Bearer, work: Work, grants: Access, now: Now
 ) -> tuple[Agent, Scope]:
     """The agent behind the token, while its user still reaches the agent's account."""
     if credentials is None or not credentials.credentials.startswith(f"{agents.PREFIX}_"):
         raise e.Unauthenticated("send this agent's token as Authorization: Bearer aag_…")
-    agent, email = await _active_agent(credentials.credentials, session, state)
+    agent, email = await active_agent(work, credentials.credentials)
     caller = Caller(
         user_id=agent.user_id,
         email=email,

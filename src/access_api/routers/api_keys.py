@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import Depends, Path, Request, status
+from fastapi import Depends, Path, status
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.dependencies import (
     Access,
@@ -19,14 +18,13 @@ from access_api.dependencies import (
     People,
     State,
     TenantId,
-    credential_resolver,
     requires,
 )
 from access_api.domain import access, api_keys
 from access_api.domain import errors as e
-from access_api.domain.access import Caller, Scope
+from access_api.domain.access import Scope
 from access_api.domain.api_keys import ApiKey
-from access_api.domain.audit import ActorKind, created
+from access_api.domain.audit import created
 from access_api.domain.permissions import Permission
 from access_api.errors import problem_responses
 from access_api.ids import new_id
@@ -43,7 +41,6 @@ from access_api.routers.common import (
     split_sort,
 )
 from access_api.services.keyring import new_token
-from access_api.state import AppState
 
 router = api_router(prefix="/v1/tenants", tags=["api keys"], responses=SCOPED_PROBLEMS)
 
@@ -57,26 +54,6 @@ ApiKeySort = Literal["created_at", "-created_at", "name", "-name"]
 
 
 # --- keys as credentials --------------------------------------------------------------------
-
-
-@credential_resolver(api_keys.PREFIX)
-async def resolve_api_key(
-    request: Request, token: str, session: AsyncSession, state: AppState, now: datetime
-) -> Caller:
-    """A key acts as its user, with that user's current roles, in the tree it was made in."""
-    repo = ApiKeyRepository(session)
-    key, email, member = await repo.resolve(state.keyring.digest(token)) or (None, "", False)
-    key = api_keys.check_usable(key, member=member, now=now)
-    if api_keys.should_touch(key, now):
-        await repo.touch(key.id, now)
-    request.state.credential_expires_at = key.expires_at
-    return Caller(
-        user_id=key.user_id,
-        email=email,
-        credential=ActorKind.API_KEY,
-        credential_id=key.id,
-        root_id=key.root_id,
-    )
 
 
 # --- the scope: a caller may manage their own keys without api_keys.manage ------------------

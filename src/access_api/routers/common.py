@@ -13,8 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from access_api.domain import errors as e
 from access_api.domain.errors import PreconditionFailed
 from access_api.errors import problem_responses
-from access_api.pagination import Cursors
-from access_api.repositories.pagination import Page
+from access_api.pagination import Cursors, Page
 from access_api.routing import TransactionalRoute
 
 T = TypeVar("T")

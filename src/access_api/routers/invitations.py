@@ -23,6 +23,7 @@ from access_api.dependencies import (
     Tenants,
     Throttling,
     Users,
+    Work,
     after_commit,
     client_ip,
     requires,
@@ -40,12 +41,12 @@ from access_api.domain.invitations import (
 from access_api.domain.mail import accept_invitation_link, invitation_mail
 from access_api.domain.permissions import Permission
 from access_api.domain.tenants import Tenant
-from access_api.domain.users import email_key
+from access_api.domain.users import PASSWORD_MAX_LENGTH, email_key
 from access_api.errors import problem_responses
 from access_api.ids import new_id
 from access_api.repositories.invitations import InvitationRepository, Invited
 from access_api.repositories.outbox import QueuedMail
-from access_api.routers.auth import PASSWORD_MAX_LENGTH, Token, start_session
+from access_api.routers.auth import Token
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
     Body,
@@ -62,6 +63,7 @@ from access_api.routers.common import (
 from access_api.services.keyring import new_token
 from access_api.services.throttle import Throttle
 from access_api.state import AppState
+from access_api.use_cases import auth as auth_cases
 
 router = api_router(prefix="/v1/tenants", tags=["invitations"], responses=SCOPED_PROBLEMS)
 public_router = api_router(prefix="/v1/invitations", tags=["invitations"])
@@ -621,6 +623,7 @@ async def accept_invitation(
     users: Users,
     sessions: Sessions,
     audit: Audit,
+    work: Work,
     now: Now,
 ) -> Token:
     digest = state.keyring.digest(body.token)
@@ -696,4 +699,4 @@ async def accept_invitation(
             target_id=user.id,
             changes=access.grant_changes(change),
         )
-    return await start_session(user, request, state, sessions, users, audit, now)
+    return Token.of(await auth_cases.start_session(work, user))

@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import Request, status
+from fastapi import status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Access, Audit, CurrentCaller, Now, Sessions, State, Users
+from access_api.dependencies import (
+    Access,
+    Audit,
+    Authentication,
+    CurrentCaller,
+    Now,
+    Sessions,
+    State,
+    Users,
+)
 from access_api.domain import access, users
 from access_api.domain import errors as e
 from access_api.domain.audit import ActorKind
@@ -47,9 +56,8 @@ class Me(UserOut):
 
 
 @router.get("", summary="Who am I, and where can I act?")
-async def get_me(
-    caller: CurrentCaller, request: Request, users: Users, grants: Access, now: Now
-) -> Me:
+async def get_me(found: Authentication, users: Users, grants: Access, now: Now) -> Me:
+    caller = found.caller
     user = await users.get(caller.user_id)
     if user is None:
         raise e.Unauthenticated()
@@ -76,8 +84,7 @@ async def get_me(
         credential=Credential(
             kind=caller.credential,
             id=caller.credential_id,
-            expires_at=getattr(request.state, "credential_expires_at", None)
-            or getattr(request.state, "session_expires_at", None),
+            expires_at=found.expires_at,
         ),
         tenants=reachable,
     )

@@ -1,0 +1,1 @@
+"""Authentication: how a bearer credential becomes a caller."""

@@ -1,0 +1,103 @@
+"""Every kind of bearer credential the service accepts, told apart by its prefix.
+
+The table at the bottom is the whole list: a new credential kind (SCIM tokens, say) is added
+there, not registered as a side effect of importing a router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from access_api.domain import agents, api_keys, auth
+from access_api.domain import errors as e
+from access_api.domain.access import Caller
+from access_api.domain.agents import Agent
+from access_api.domain.audit import ActorKind
+from access_api.use_cases.work import Work
+
+SESSION_PREFIX = "aas"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticated:
+    """A caller, and when the credential they used stops working (None: it does not expire)."""
+
+    caller: Caller
+    expires_at: datetime | None
+
+
+Resolver = Callable[[Work, str], Awaitable[Authenticated]]
+
+
+async def session(work: Work, token: str) -> Authenticated:
+    """A login session, while it is neither idle past the user's timeout nor too old."""
+    found = await work.sessions.resolve(work.keyring.digest(token))
+    if found is None:
+        raise e.Unauthenticated("unknown or ended session")
+    login, user = found
+    lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
+    if not auth.is_active(login, user.session_timeout_minutes, lifetime, work.now):
+        raise e.Unauthenticated("this session has ended; log in again")
+    if auth.should_touch(login, user.session_timeout_minutes, work.now):
+        await work.sessions.touch(login.id, work.now)
+        login = replace(login, last_seen_at=work.now)
+    return Authenticated(
+        caller=Caller(
+            user_id=user.id,
+            email=user.email,
+            credential=ActorKind.SESSION,
+            credential_id=login.id,
+        ),
+        expires_at=auth.expires_at(login, user.session_timeout_minutes, lifetime),
+    )
+
+
+async def api_key(work: Work, token: str) -> Authenticated:
+    """A key acts as its user, with that user's current roles, in the tree it was made in."""
+    found = await work.api_keys.resolve(work.keyring.digest(token))
+    key, email, member = found or (None, "", False)
+    key = api_keys.check_usable(key, member=member, now=work.now)
+    if api_keys.should_touch(key, work.now):
+        await work.api_keys.touch(key.id, work.now)
+    return Authenticated(
+        caller=Caller(
+            user_id=key.user_id,
+            email=email,
+            credential=ActorKind.API_KEY,
+            credential_id=key.id,
+            root_id=key.root_id,
+        ),
+        expires_at=key.expires_at,
+    )
+
+
+async def active_agent(work: Work, token: str) -> tuple[Agent, str]:
+    """The registered agent behind a token, and its user's email."""
+    found = await work.agents.resolve(work.keyring.digest(token))
+    agent, email = found or (None, "")
+    return agents.check_active(agent), email
+
+
+async def agent_elsewhere(work: Work, token: str) -> Authenticated:
+    """An agent token is known here, but it only serves the agent's own routes."""
+    await active_agent(work, token)
+    raise e.Forbidden("an agent token only serves /v1/agent/ routes")
+
+
+CREDENTIALS: dict[str, Resolver] = {
+    SESSION_PREFIX: session,
+    api_keys.PREFIX: api_key,
+    agents.PREFIX: agent_elsewhere,
+}
+"""Bearer token prefix -> how it becomes a caller on the user-facing routes."""
+
+
+async def authenticate(work: Work, token: str | None) -> Authenticated:
+    if token is None:
+        raise e.Unauthenticated("send a credential as Authorization: Bearer <token>")
+    resolver = CREDENTIALS.get(token.split("_", 1)[0])
+    if resolver is None:
+        raise e.Unauthenticated("unrecognized credential")
+    return await resolver(work, token)

@@ -1,0 +1,246 @@
+"""The unit of work: what one change needs (repositories, clock, keyring, audit, outbox).
+
+A use case takes a `Work` and plain values, and knows nothing of HTTP. The REST routers get
+one from the `WorkDep` dependency (one per request, inside the request's transaction); the
+CLI and tests build one over a session of their own with `Work.over(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from functools import cached_property
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain import access
+from access_api.domain.access import Caller, Scope
+from access_api.domain.audit import Action, Actor, AuditEvent, Changes
+from access_api.domain.errors import NotFound
+from access_api.domain.tenants import Tenant
+from access_api.domain.users import User
+from access_api.ids import new_id
+from access_api.repositories.access import AccessRepository
+from access_api.repositories.agents import AgentRepository
+from access_api.repositories.api_keys import ApiKeyRepository
+from access_api.repositories.audit import AuditRepository
+from access_api.repositories.auth import SessionRepository
+from access_api.repositories.invitations import InvitationRepository
+from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.roles import RoleRepository
+from access_api.repositories.tenants import TenantRepository
+from access_api.repositories.two_factor import TwoFactorRepository
+from access_api.repositories.users import UserRepository
+from access_api.services.keyring import Keyring
+from access_api.services.passwords import Passwords
+from access_api.services.second_factor import SecondFactor
+from access_api.services.throttle import Throttle
+from access_api.settings import Settings
+from access_api.state import AppState
+
+Hook = Callable[[], None]
+RefusalHook = Callable[[], Awaitable[None]]
+
+
+class Work:
+    """One transaction's worth of change. Repositories are made on first use; the events a
+    change records are written in the same transaction and kept in `events` for whoever
+    needs them afterwards (webhooks, a dry run's description)."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        state: AppState,
+        *,
+        now: datetime,
+        request_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        after_commit: list[Hook] | None = None,
+        after_refusal: list[RefusalHook] | None = None,
+    ) -> None:
+        self.session = session
+        self.state = state
+        self.now = now
+        self.request_id = request_id
+        self.ip = ip
+        self.user_agent = user_agent
+        self.events: list[AuditEvent] = []
+        self._after_commit = after_commit if after_commit is not None else []
+        self._after_refusal = after_refusal if after_refusal is not None else []
+
+    @classmethod
+    def over(cls, session: AsyncSession, state: AppState, now: datetime | None = None) -> Work:
+        """A unit of work outside HTTP (CLI, tests): the caller commits the session."""
+        return cls(session, state, now=now or state.clock.now())
+
+    # --- what the app holds -------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.state.keyring
+
+    @property
+    def passwords(self) -> Passwords:
+        return self.state.passwords
+
+    # --- repositories -------------------------------------------------------------------
+
+    @cached_property
+    def tenants(self) -> TenantRepository:
+        return TenantRepository(self.session)
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self.session)
+
+    @cached_property
+    def grants(self) -> AccessRepository:
+        return AccessRepository(self.session)
+
+    @cached_property
+    def roles(self) -> RoleRepository:
+        return RoleRepository(self.session)
+
+    @cached_property
+    def invitations(self) -> InvitationRepository:
+        return InvitationRepository(self.session)
+
+    @cached_property
+    def api_keys(self) -> ApiKeyRepository:
+        return ApiKeyRepository(self.session)
+
+    @cached_property
+    def agents(self) -> AgentRepository:
+        return AgentRepository(self.session)
+
+    @cached_property
+    def two_factor(self) -> TwoFactorRepository:
+        return TwoFactorRepository(self.session)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self.session)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self.session)
+
+    @cached_property
+    def outbox(self) -> OutboxRepository:
+        return OutboxRepository(self.session)
+
+    # --- adapters that need the transaction's hooks -------------------------------------
+
+    @cached_property
+    def throttle(self) -> Throttle:
+        return Throttle(
+            session=self.session,
+            database=self.state.database,
+            keyring=self.state.keyring,
+            now=self.now,
+            after_refusal=self.after_refusal,
+        )
+
+    @cached_property
+    def second_factor(self) -> SecondFactor:
+        return SecondFactor(
+            factors=self.two_factor,
+            throttling=self.throttle,
+            database=self.state.database,
+            keyring=self.state.keyring,
+            dispatcher=self.state.dispatcher,
+            now=self.now,
+            after_refusal=self.after_refusal,
+        )
+
+    def after_commit(self, hook: Hook) -> None:
+        """Run hook once the transaction has committed (e.g. wake the mail dispatcher)."""
+        self._after_commit.append(hook)
+
+    def after_refusal(self, hook: RefusalHook) -> None:
+        """Run hook once the change was refused and rolled back (e.g. count a failed attempt,
+        which must outlive the rollback); it opens a transaction of its own."""
+        self._after_refusal.append(hook)
+
+    # --- who may do what ----------------------------------------------------------------
+
+    async def scope(self, caller: Caller, tenant_id: UUID, permission: str | None) -> Scope:
+        """The caller acting in a tenant's context: reach, then status, then permission."""
+        facts = await self.grants.scope_facts(caller, tenant_id, self.now)
+        resolved = access.resolve_scope(caller, facts, self.now)
+        if permission is not None:
+            access.require(resolved, permission)
+        return resolved
+
+    async def lock_tree(self, scope: Scope, permission: str) -> Scope:
+        """Serialize changes to a tree's access: lock its root row, then judge the caller
+        again. A change is applied to the tree as it is now (admins, grants), and a request
+        that began while its caller had access is not applied once that access is gone."""
+        await self.tenants.lock_tree(scope.tenant.root_id)
+        return await self.scope(scope.caller, scope.tenant.id, permission)
+
+    async def visible_user(self, scope: Scope, user_id: UUID) -> User:
+        """A user as seen from the context: absent (404) when the context cannot see them."""
+        tenant = scope.tenant
+        visible = await self.grants.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
+        user = await self.users.get(user_id) if user_id in visible else None
+        if user is None:
+            raise NotFound(f"no user {user_id} here")
+        return user
+
+    async def manageable_user(self, scope: Scope, user_id: UUID) -> User:
+        """A user whose person (profile, keys, agents, 2FA) the caller may manage from here."""
+        user = await self.visible_user(scope, user_id)
+        chains = await self.grants.grant_chains(user.id, scope.tenant.root_id, self.now)
+        access.ensure_can_manage_person(scope.caller, scope.tenant.id, user.id, chains)
+        return user
+
+    # --- the audit trail and the outbox -------------------------------------------------
+
+    async def record(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        tenant: Tenant | None,
+        target_id: UUID | None,
+        changes: Changes | None = None,
+        target_type: str | None = None,
+    ) -> None:
+        """Write an audit event into this transaction: a change and its record commit (or
+        roll back) together."""
+        await self.record_events(
+            [
+                AuditEvent(
+                    id=new_id(),
+                    at=self.now,
+                    actor=actor,
+                    root_id=tenant.root_id if tenant else None,
+                    tenant_id=tenant.id if tenant else None,
+                    action=action,
+                    target_type=target_type or action.target_type,
+                    target_id=target_id,
+                    changes=changes or {},
+                    request_id=self.request_id,
+                    ip=self.ip,
+                )
+            ]
+        )
+
+    async def record_events(self, events: Sequence[AuditEvent]) -> None:
+        if events:
+            await self.audit.record(events)
+            self.events.extend(events)
+
+    async def send(self, mails: Iterable[QueuedMail]) -> None:
+        """Queue mail in the outbox (same transaction) and wake the dispatcher after commit."""
+        queued = list(mails)
+        if queued:
+            await self.outbox.add(queued)
+            self.after_commit(self.state.dispatcher.wake)
