@@ -142,13 +142,16 @@ CurrentCaller = Annotated[Caller, Depends(_current_caller)]
 TenantId = Annotated[UUID, Path(description="The tenant in whose context the call is made")]
 
 
-def requires(permission: str) -> Any:
-    """A dependency resolving the caller's scope in {tenant_id} and demanding a permission."""
+def requires(permission: str | None) -> Any:
+    """A dependency resolving the caller's scope in {tenant_id} and demanding a permission
+    (None: none; the use case decides, e.g. everyone manages their own API keys)."""
 
     async def scope(tenant_id: TenantId, caller: CurrentCaller, work: Work) -> Scope:
         return await work.scope(caller, tenant_id, permission)
 
-    scope.__doc__ = f"Requires `{permission}` in the tenant's context."
+    scope.__doc__ = (
+        f"Requires `{permission}` in the tenant's context." if permission else "Any standing."
+    )
     return Depends(scope)
 
 

@@ -61,7 +61,6 @@ ROUTER_FUNCTION_MAX_LINES = 25
 NOT_YET_MOVED: frozenset[str] = frozenset(
     {
         "agents.py",
-        "api_keys.py",
         "audit.py",
         "authorizations.py",
         "invitations.py",
