@@ -137,6 +137,14 @@ async def _current_caller(found: Authentication) -> Caller:
 CurrentCaller = Annotated[Caller, Depends(_current_caller)]
 
 
+async def _current_agent(bearer: Bearer, work: Work) -> credentials.ActingAgent:
+    return await credentials.acting_agent(work, bearer.credentials if bearer else None)
+
+
+CurrentAgent = Annotated[credentials.ActingAgent, Depends(_current_agent)]
+"""The agent calling its own routes with its token (not a user-facing credential)."""
+
+
 # --- the tenant scope ---------------------------------------------------------------------
 
 TenantId = Annotated[UUID, Path(description="The tenant in whose context the call is made")]
