@@ -10,10 +10,12 @@ from enum import StrEnum
 from uuid import UUID
 
 from access_api.domain.access import Caller, ensure_within
+from access_api.domain.audit import ActorKind
 from access_api.domain.errors import (
     BulkRefused,
     CannotResetOwnTwoFactor,
     DomainError,
+    Forbidden,
     ItemError,
     NotFound,
     OtpRequired,
@@ -26,6 +28,13 @@ from access_api.domain.users import TwoFactor, User
 # A code from the step before or after the server's is accepted: phone clocks drift.
 DRIFT_STEPS = 1
 ISSUER = "access-api"
+
+
+def ensure_at_the_keyboard(caller: Caller) -> None:
+    """Two-factor settings belong to the person at the keyboard: a login session, not an API
+    key or an agent, which act for their user but are not them."""
+    if caller.credential is not ActorKind.SESSION:
+        raise Forbidden("two-factor settings can only be changed from a login session")
 
 
 def ensure_can_enrol(user: User) -> None:
