@@ -66,7 +66,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
         "me.py",
         "roles.py",
         "tenants.py",
-        "two_factor_resets.py",
         "users.py",
     }
 )

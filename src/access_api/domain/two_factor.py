@@ -10,7 +10,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from access_api.domain.access import Caller, ensure_within
-from access_api.domain.audit import ActorKind
+from access_api.domain.audit import ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
     CannotResetOwnTwoFactor,
@@ -113,6 +113,33 @@ class Reset:
         if self.status is ResetStatus.PENDING and self.expires_at <= now:
             return ResetStatus.EXPIRED
         return self.status
+
+
+def new_reset(
+    *, id: UUID, root_id: UUID, tenant_id: UUID, user_id: UUID, requested_by: UUID, now: datetime
+) -> Reset:
+    """A pending request, answerable for RESET_LIFETIME: long enough to read one's mail."""
+    return Reset(
+        id=id,
+        root_id=root_id,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        requested_by=requested_by,
+        status=ResetStatus.PENDING,
+        created_at=now,
+        expires_at=now + RESET_LIFETIME,
+        decided_at=None,
+    )
+
+
+def answer_changes(reset: Reset, user: User) -> Changes:
+    """What an answer changed: the request's status and, when confirmed, the user's factor."""
+    changes: Changes = {
+        "status": {"before": ResetStatus.PENDING.value, "after": reset.status.value}
+    }
+    if reset.status is ResetStatus.CONFIRMED:
+        changes["two_factor"] = {"before": TwoFactor.TOTP.value, "after": user.two_factor.value}
+    return changes
 
 
 def plan_resets(
