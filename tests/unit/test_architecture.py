@@ -64,7 +64,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
         "authorizations.py",
         "invitations.py",
         "me.py",
-        "roles.py",
         "tenants.py",
         "users.py",
     }
