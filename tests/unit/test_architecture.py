@@ -62,7 +62,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
     {
         "authorizations.py",
         "invitations.py",
-        "me.py",
         "tenants.py",
         "users.py",
     }
@@ -88,12 +87,23 @@ def test_router_functions_stay_short(path: Path) -> None:
         )
 
 
+# Router imports still to be undone, each with its way out. This list only shrinks.
+PENDING_ROUTER_IMPORTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        # UserOut moves to routers/common when routers/users.py is moved (issue 9, part A).
+        ("me.py", "access_api.routers.users"),
+    }
+)
+
+
 @pytest.mark.parametrize("path", modules("routers"), ids=lambda p: p.name)
 def test_routers_import_no_repository_and_no_other_router(path: Path) -> None:
     if path.name in NOT_YET_MOVED:
         pytest.skip("not yet moved onto use cases")
     for name in imports_of(path):
         assert not name.startswith("access_api.repositories"), f"{path.name} imports {name}"
+        if (path.name, name) in PENDING_ROUTER_IMPORTS:
+            continue
         assert not name.startswith("access_api.routers.") or name == "access_api.routers.common", (
             f"{path.name} imports {name}: share it through a use case or routers/common"
         )
