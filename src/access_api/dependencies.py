@@ -29,7 +29,6 @@ from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository
-from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -75,11 +74,8 @@ Tenants = Annotated[TenantRepository, Depends(_repository(TenantRepository))]
 Access = Annotated[AccessRepository, Depends(_repository(AccessRepository))]
 Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
 Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
-Roles = Annotated[RoleRepository, Depends(_repository(RoleRepository))]
-AuditEvents = Annotated[AuditRepository, Depends(_repository(AuditRepository))]
 ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
 Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
-TwoFactors = Annotated[TwoFactorRepository, Depends(_repository(TwoFactorRepository))]
 Outbox = Annotated[OutboxRepository, Depends(_repository(OutboxRepository))]
 Invitations = Annotated[InvitationRepository, Depends(_repository(InvitationRepository))]
 
