@@ -67,7 +67,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
         "invitations.py",
         "me.py",
         "roles.py",
-        "tenants.py",
         "two_factor.py",
         "two_factor_resets.py",
         "users.py",

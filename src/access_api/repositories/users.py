@@ -27,7 +27,7 @@ from access_api.domain.users import (
     email_key,
     neutralize,
 )
-from access_api.repositories.dialect import is_postgresql
+from access_api.repositories.dialect import insert, is_postgresql
 from access_api.repositories.orm import (
     authorization_roles,
     authorizations,
@@ -155,9 +155,13 @@ class UserRepository:
         ).first()
         return (to_user(row), row.password_hash) if row else None
 
-    async def insert(self, user: User, password_hash: str) -> None:
-        await self.session.execute(
-            sa.insert(users).values(
+    async def insert(self, user: User, password_hash: str) -> bool:
+        """Create the account unless one with this email appeared meanwhile (another link
+        accepted at the same moment): False then, with nothing written and no aborted
+        transaction."""
+        result = await self.session.execute(
+            insert(self.session, users)
+            .values(
                 id=user.id,
                 email=user.email,
                 email_key=email_key(user.email),
@@ -172,7 +176,10 @@ class UserRepository:
                 last_login_at=user.last_login_at,
                 password_changed_at=user.created_at,
             )
+            .on_conflict_do_nothing(index_elements=["email_key"])
+            .returning(users.c.id)
         )
+        return result.first() is not None
 
     async def list_visible(
         self,

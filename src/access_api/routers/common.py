@@ -19,6 +19,8 @@ from access_api.routing import TransactionalRoute
 T = TypeVar("T")
 
 MAX_BULK_IDS = 1000
+# Items in one bulk body (grants to set, users to name): the same bound as ids.
+MAX_BULK_ITEMS = MAX_BULK_IDS
 
 # Every route that needs a credential and a tenant can answer these.
 SCOPED_PROBLEMS = problem_responses(
