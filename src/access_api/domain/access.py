@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from access_api.domain.audit import Actor, ActorKind, Changes
+from access_api.domain.audit import Action, Actor, ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
     CannotChangeOwnAccess,
@@ -244,6 +244,15 @@ class GrantChange:
     @property
     def tenant_id(self) -> UUID:
         return self.grant.tenant_id
+
+    @property
+    def action(self) -> Action:
+        """The audit action this change is recorded as."""
+        if self.before is None:
+            return Action.AUTHORIZATION_GRANTED
+        if self.after is None:
+            return Action.AUTHORIZATION_REMOVED
+        return Action.AUTHORIZATION_CHANGED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
