@@ -68,7 +68,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
         "roles.py",
         "two_factor.py",
         "two_factor_resets.py",
-        "users.py",
     }
 )
 

@@ -500,3 +500,12 @@ def plan_removal(
         raise BulkRefused(errors)
     ensure_admin_remains(root_id, root_admins, changes)
     return changes
+
+
+def removal_changes(removed: Sequence[GrantChange], left_organization: bool) -> Changes:
+    """A user's deletion as audit before/after values: the grants removed, and membership."""
+    return {
+        "grants": {"before": [grant_changes(c)["roles"]["before"] for c in removed], "after": []},
+        "tenants": {"before": [str(c.tenant_id) for c in removed], "after": []},
+        "member": {"before": True, "after": not left_organization},
+    }
