@@ -63,7 +63,6 @@ NOT_YET_MOVED: frozenset[str] = frozenset(
         "agents.py",
         "api_keys.py",
         "audit.py",
-        "invitations.py",
         "me.py",
         "roles.py",
         "two_factor.py",

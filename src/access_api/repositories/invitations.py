@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Role
 from access_api.domain.errors import InvitationExists
-from access_api.domain.invitations import Invitation, InvitationStatus, Offer
+from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
 from access_api.domain.users import email_key
 from access_api.ids import new_id
 from access_api.repositories.dialect import insert
@@ -40,22 +39,6 @@ _PENDING = invitations.c.status == InvitationStatus.PENDING.value
 # The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
 _PENDING_INDEX = sa.text("status = 'pending'")
 _INVITER = users.alias("inviter")  # built once: an alias copies its table's columns
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inviter:
-    first_name: str
-    last_name: str
-    email: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Invited:
-    """An invitation as its link shows it: with the inviting tenant and who invited."""
-
-    invitation: Invitation
-    tenant_name: str
-    inviter: Inviter | None
 
 
 def _invitation(row: Row[Any] | Any, offers: Sequence[Offer]) -> Invitation:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from access_api.domain.errors import PreconditionFailed
 from access_api.errors import problem_responses
 from access_api.pagination import Cursors, Page
 from access_api.routing import TransactionalRoute
+from access_api.use_cases.auth import NewSession
 
 T = TypeVar("T")
 
@@ -53,6 +55,20 @@ class ListPage(BaseModel, Generic[T]):
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page")]
 Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+
+
+# A session just started (login, invitation accept): its token is shown once, here.
+class Token(BaseModel):
+    access_token: str = Field(description="Send as Authorization: Bearer <access_token>")
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    expires_at: datetime = Field(
+        description="When the session ends if left idle; each use extends it, up to the "
+        "session's absolute lifetime"
+    )
+
+    @classmethod
+    def of(cls, started: NewSession) -> Token:
+        return cls(access_token=started.token, expires_at=started.expires_at)
 
 
 def page_of(
