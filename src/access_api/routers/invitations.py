@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -38,8 +39,6 @@ public_router = api_router(prefix="/v1/invitations", tags=["invitations"])
 
 ReadInvitations = Annotated[access.Scope, requires(Permission.INVITATIONS_READ)]
 WriteInvitations = Annotated[access.Scope, requires(Permission.INVITATIONS_WRITE)]
-
-# --- models -------------------------------------------------------------------------------
 
 
 class OfferIn(Body):
@@ -107,11 +106,10 @@ class InvitationOut(BaseModel):
 
     @classmethod
     def of(cls, invitation: Invitation, now: datetime) -> InvitationOut:
+        copied = {name: getattr(invitation, name) for name in _COPIED}
         return cls(
-            id=invitation.id,
-            email=invitation.email,
+            **copied,
             status=invitation.status_at(now),
-            tenant_id=invitation.tenant_id,
             authorizations=[
                 OfferOut(
                     tenant_id=offer.tenant_id,
@@ -120,17 +118,10 @@ class InvitationOut(BaseModel):
                 )
                 for offer in invitation.offers
             ],
-            invited_by=invitation.invited_by,
-            expires_in_days=invitation.expires_in_days,
-            expires_at=invitation.expires_at,
-            created_at=invitation.created_at,
-            updated_at=invitation.updated_at,
-            sent_count=invitation.sent_count,
-            last_sent_at=invitation.last_sent_at,
-            accepted_at=invitation.accepted_at,
-            accepted_user_id=invitation.accepted_user_id,
-            revoked_at=invitation.revoked_at,
         )
+
+
+_COPIED = [name for name in InvitationOut.model_fields if name not in {"status", "authorizations"}]
 
 
 class InviteOutcome(BaseModel):
@@ -195,11 +186,7 @@ class InvitationPreview(BaseModel):
         return cls(
             email=invitation.email,
             tenant=PreviewTenant(id=invitation.tenant_id, name=preview.invited.tenant_name),
-            invited_by=PreviewInviter(
-                first_name=inviter.first_name, last_name=inviter.last_name, email=inviter.email
-            )
-            if inviter
-            else None,
+            invited_by=PreviewInviter(**asdict(inviter)) if inviter else None,
             expires_at=invitation.expires_at,
             existing_account=preview.existing_account,
         )
