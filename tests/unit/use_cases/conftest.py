@@ -84,7 +84,7 @@ def person(email: str) -> User:
         id=new_id(),
         email=email,
         first_name="Test",
-        last_name=email.split("@")[0],
+        last_name=email.split("@", maxsplit=1)[0],
         phone=None,
         session_timeout_minutes=60,
         two_factor=TwoFactor.DISABLED,
@@ -101,6 +101,5 @@ def caller_of(user: User) -> Caller:
 
 
 @pytest.fixture
-async def scene(backend: tuple[str, str], connection: AsyncConnection) -> AsyncIterator[Scene]:
-    database = Database.bound_to(connection)
-    yield Scene(offline_state(settings_for(backend[1]), database))
+async def scene(backend: tuple[str, str], connection: AsyncConnection) -> Scene:
+    return Scene(offline_state(settings_for(backend[1]), Database.bound_to(connection)))
