@@ -86,7 +86,11 @@ class InitialGrant(Body):
 class ClientCreate(Body):
     kind: Literal["client", "multi_client"]
     name: str = Field(min_length=1, max_length=tenants.NAME_MAX_LENGTH)
-    domain_prefix: str = Field(min_length=3, max_length=63, pattern=tenants.DOMAIN_PREFIX_PATTERN)
+    domain_prefix: str = Field(
+        min_length=tenants.DOMAIN_PREFIX_MIN_LENGTH,
+        max_length=tenants.DOMAIN_PREFIX_MAX_LENGTH,
+        pattern=tenants.DOMAIN_PREFIX_PATTERN,
+    )
     street_address: str | None = Field(default=None, max_length=tenants.ADDRESS_MAX_LENGTH)
     authorizations: list[InitialGrant] = Field(default_factory=list, max_length=MAX_BULK_ITEMS)
 
@@ -165,7 +169,11 @@ async def list_clients(
     work: Work,
     state: State,
     q: Annotated[
-        str | None, Query(max_length=200, description="Part of the name or domain prefix")
+        str | None,
+        Query(
+            max_length=tenants.SEARCH_MAX_LENGTH,
+            description="Part of the name or domain prefix",
+        ),
     ] = None,
     kind: TenantKind | None = None,
     status_: Annotated[TenantStatus | None, Query(alias="status")] = None,

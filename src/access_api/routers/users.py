@@ -118,7 +118,8 @@ async def list_users(
     work: Work,
     state: State,
     q: Annotated[
-        str | None, Query(max_length=200, description="Part of the email or a name")
+        str | None,
+        Query(max_length=users.SEARCH_MAX_LENGTH, description="Part of the email or a name"),
     ] = None,
     role: Annotated[
         str | None, Query(max_length=64, description="Holding this role here or below")
