@@ -81,7 +81,7 @@ async def bootstrap(
     else:
         user = found[0]
     await work.tenants.insert(root)
-    await work.grants.create_builtin_roles(root.id, now)
+    await work.roles.create_builtin(root.id, now)
     await work.record(
         SYSTEM,
         Action.TENANT_CREATED,

@@ -66,13 +66,13 @@ async def set_on_tenant(
         )
         for item in wanted
     ]
-    roles = await work.grants.roles(tenant.root_id)
+    roles = await work.roles.of_tree(tenant.root_id)
     changes = access.plan_grants(
         requests,
         GrantContext(
             caller=scope.caller,
             reachable_tenants=frozenset({tenant.id}),
-            visible_users=await work.grants.grantable_users(
+            visible_users=await work.members.grantable_users(
                 scope.caller.user_id, tenant.id, tenant.root_id, (r.user_id for r in requests), now
             ),
             caller_standing={tenant.id: scope.standing},
@@ -113,7 +113,7 @@ async def set_for_user(
     access.ensure_not_self(scope.caller, user_id)
     scope = await work.lock_tree(scope, Permission.AUTHORIZATIONS_WRITE)
     tenant, now = scope.tenant, work.now
-    grantable = await work.grants.grantable_users(
+    grantable = await work.members.grantable_users(
         scope.caller.user_id, tenant.id, tenant.root_id, [user_id], now
     )
     if user_id not in grantable:
@@ -129,7 +129,7 @@ async def set_for_user(
     ]
     reachable = await work.tenants.at_or_below(tenant.id, {r.tenant_id for r in requests})
     held = await work.grants.held_on(scope.caller.user_id, reachable)
-    roles = await work.grants.roles(tenant.root_id)
+    roles = await work.roles.of_tree(tenant.root_id)
     existing = (await work.grants.grants_at_or_below(tenant.id, [user_id]))[user_id]
     changes = access.plan_grants(
         requests,

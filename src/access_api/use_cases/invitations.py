@@ -104,7 +104,7 @@ def _offers(wanted: Sequence[Wanted], scope: Scope) -> list[Offer]:
 async def _offer_context(work: Work, scope: Scope, offers: list[Offer]) -> OfferContext:
     """Where the caller may offer access (at or below the context) and what they hold there."""
     tenant_ids = {offer.tenant_id for offer in offers}
-    roles = await work.grants.roles(scope.tenant.root_id)
+    roles = await work.roles.of_tree(scope.tenant.root_id)
     held = await work.grants.held_on(scope.caller.user_id, tenant_ids)
     return OfferContext(
         caller=scope.caller,
@@ -182,7 +182,7 @@ async def invite(
     root_id, now = scope.tenant.root_id, work.now
     context = await _offer_context(work, scope, offers)
     accounts = await work.invitations.user_ids_by_email(emails)
-    in_tree = await work.grants.members_among(root_id, accounts.values())
+    in_tree = await work.members.members_among(root_id, accounts.values())
     member_ids = {key: user_id for key, user_id in accounts.items() if user_id in in_tree}
     plan = invitations.plan_invitations(
         emails,

@@ -45,10 +45,10 @@ async def join(
         raise e.Conflict(
             "an account for this email was created a moment ago; accept again with its password"
         )
-    await work.grants.add_member(root_id, user.id, work.now)
+    await work.members.add_member(root_id, user.id, work.now)
     current = await work.grants.grants((user.id, offer.tenant_id) for offer in offers)
     changes = invitations.union_changes(user.id, offers, current, work.now)
-    roles = await work.grants.roles(root_id) if changes else {}
+    roles = await work.roles.of_tree(root_id) if changes else {}
     await work.grants.apply(changes, root_id=root_id, roles_by_key=roles, now=work.now)
     for change in changes:
         await work.record(

@@ -85,13 +85,13 @@ async def create_client(work: Work, scope: Scope, new: NewClient) -> Tenant:
     changes: list[access.GrantChange] = []
     roles: dict[str, access.Role] = {}
     if requests:
-        roles = await work.grants.roles(root_id)
+        roles = await work.roles.of_tree(root_id)
         changes = access.plan_grants(
             requests,
             GrantContext(
                 caller=scope.caller,
                 reachable_tenants=frozenset({client.id}),
-                visible_users=await work.grants.grantable_users(
+                visible_users=await work.members.grantable_users(
                     scope.caller.user_id,
                     scope.tenant.id,
                     root_id,

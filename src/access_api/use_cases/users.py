@@ -53,7 +53,7 @@ async def describe(work: Work, scope: Scope, found: Sequence[User]) -> list[Seen
     tenant = scope.tenant
     held = await work.grants.held_by(tenant.id, (u.id for u in found))
     if tenant.parent_id is None:
-        active = await work.grants.with_live_grants(tenant.id, (u.id for u in found), work.now)
+        active = await work.members.with_live_grants(tenant.id, (u.id for u in found), work.now)
     else:
         active = frozenset(u.id for u in found)  # visible below the root means reaching it
     return [
@@ -136,7 +136,7 @@ async def delete(work: Work, scope: Scope, ids: Sequence[UUID]) -> Removal:
         ids,
         context_id=tenant.id,
         root_id=tenant.root_id,
-        visible=await work.grants.visible_from(tenant.id, tenant.root_id, ids, now),
+        visible=await work.members.visible_from(tenant.id, tenant.root_id, ids, now),
         grants_here=await work.grants.grants_at_or_below(tenant.id, ids),
         root_admins=await work.grants.root_admins(tenant.root_id, now),
     )
@@ -145,7 +145,7 @@ async def delete(work: Work, scope: Scope, ids: Sequence[UUID]) -> Removal:
     ended = await work.agents.deregister_for(ids, tenant.id, now)
     revoked = await work.api_keys.revoke_for_users(ids, tenant.root_id, now) if at_root else []
     if at_root:
-        await work.grants.remove_members(tenant.root_id, ids)
+        await work.members.remove_members(tenant.root_id, ids)
     actor = scope.caller.actor
     for key in revoked:
         await work.record(
@@ -171,7 +171,7 @@ async def delete(work: Work, scope: Scope, ids: Sequence[UUID]) -> Removal:
             target_id=user_id,
             changes=access.removal_changes([c for c in changes if c.user_id == user_id], at_root),
         )
-    still = await work.grants.with_live_grants(tenant.root_id, ids, now)
+    still = await work.members.with_live_grants(tenant.root_id, ids, now)
     return Removal(
         deleted=ids,
         grants_removed=changes,

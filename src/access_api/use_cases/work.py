@@ -27,6 +27,7 @@ from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
+from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
@@ -135,6 +136,10 @@ class Work:
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
 
+    @cached_property
+    def members(self) -> MemberRepository:
+        return MemberRepository(self.session)
+
     # --- adapters that need the transaction's hooks -------------------------------------
 
     @cached_property
@@ -188,7 +193,7 @@ class Work:
     async def visible_user(self, scope: Scope, user_id: UUID) -> User:
         """A user as seen from the context: absent (404) when the context cannot see them."""
         tenant = scope.tenant
-        visible = await self.grants.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
+        visible = await self.members.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
         user = await self.users.get(user_id) if user_id in visible else None
         if user is None:
             raise NotFound(f"no user {user_id} here")
