@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 from access_api.domain import access, users
@@ -37,12 +37,10 @@ class Removal:
     deleted: list[UUID]
     grants_removed: list[GrantChange]
     left_organization: bool
-    without_access: list[UUID] = field(
-        default_factory=list,
-        metadata={"doc": "deleted users left with no live grant anywhere in the organization"},
-    )
-    api_keys_revoked: list[UUID] = field(default_factory=list)
-    agents_deregistered: list[UUID] = field(default_factory=list)
+    # Deleted users left with no live grant anywhere in the organization.
+    without_access: list[UUID]
+    api_keys_revoked: list[UUID]
+    agents_deregistered: list[UUID]
 
 
 Precondition = Callable[[Seen], None]
