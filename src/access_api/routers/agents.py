@@ -72,6 +72,7 @@ async def _current_agent(
         credential=ActorKind.AGENT,
         credential_id=agent.id,
         root_id=agent.root_id,
+        ip=work.ip,
     )
     facts = await grants.scope_facts(caller, agent.tenant_id, now)
     return agent, agents.agent_scope(caller, facts, now)

@@ -18,7 +18,7 @@ from access_api.dependencies import (
     State,
     Users,
 )
-from access_api.domain import access, users
+from access_api.domain import access, policies, users
 from access_api.domain import errors as e
 from access_api.domain.audit import ActorKind
 from access_api.domain.errors import FieldError, ValidationFailed
@@ -48,6 +48,10 @@ class ReachableTenant(BaseModel):
     )
     roles: list[str] = Field(description="Roles that apply here, granted here or inherited")
     permissions: list[str]
+    blocked_by: list[str] = Field(
+        description="What this account's security policy refuses you now "
+        "(two_factor_required, ip_not_allowed); empty when nothing"
+    )
 
 
 class Me(UserOut):
@@ -62,7 +66,10 @@ async def get_me(found: Authentication, users: Users, grants: Access, now: Now) 
     if user is None:
         raise e.Unauthenticated()
     reachable = []
-    for tenant, disabled, held, roles in await grants.reachable(caller.user_id, caller.root_id):
+    second_factor = policies.has_second_factor(user.two_factor)
+    for tenant, disabled, held, roles, chain in await grants.reachable(
+        caller.user_id, caller.root_id
+    ):
         standing = access.standing(held, roles, now, caller.permission_limit)
         if not standing.reached:
             continue
@@ -77,6 +84,9 @@ async def get_me(found: Authentication, users: Users, grants: Access, now: Now) 
                 status=TenantStatus.DISABLED if disabled else tenant.status,
                 roles=sorted(standing.roles),
                 permissions=sorted(standing.permissions),
+                blocked_by=policies.blocked_by(
+                    policies.effective(chain), has_second_factor=second_factor, ip=caller.ip
+                ),
             )
         )
     return Me(
