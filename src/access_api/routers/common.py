@@ -22,7 +22,14 @@ MAX_BULK_IDS = 1000
 
 # Every route that needs a credential and a tenant can answer these.
 SCOPED_PROBLEMS = problem_responses(
-    e.Unauthenticated, e.NoAccess, e.Forbidden, e.TenantDisabled, e.NotFound, e.ValidationFailed
+    e.Unauthenticated,
+    e.NoAccess,
+    e.Forbidden,
+    e.TenantDisabled,
+    e.TwoFactorRequired,
+    e.IpNotAllowed,
+    e.NotFound,
+    e.ValidationFailed,
 )
 AUTHENTICATED_PROBLEMS = problem_responses(e.Unauthenticated, e.ValidationFailed)
 

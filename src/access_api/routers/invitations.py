@@ -64,6 +64,7 @@ from access_api.services.keyring import new_token
 from access_api.services.throttle import Throttle
 from access_api.state import AppState
 from access_api.use_cases import auth as auth_cases
+from access_api.use_cases import policies
 
 router = api_router(prefix="/v1/tenants", tags=["invitations"], responses=SCOPED_PROBLEMS)
 public_router = api_router(prefix="/v1/invitations", tags=["invitations"])
@@ -649,6 +650,9 @@ async def accept_invitation(
             phone=body.phone,
             password=body.password,
             now=now,
+            min_password_length=await policies.required_password_length(
+                work, None, [(o.tenant_id, o.include_descendants) for o in invitation.offers]
+            ),
         )
         password_hash = await state.passwords.hash(body.password)
     root_id = invitation.root_id

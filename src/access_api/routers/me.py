@@ -17,6 +17,7 @@ from access_api.dependencies import (
     Sessions,
     State,
     Users,
+    Work,
 )
 from access_api.domain import access, policies, users
 from access_api.domain import errors as e
@@ -26,6 +27,7 @@ from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
 from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
 from access_api.routers.users import UserOut
+from access_api.use_cases import policies as policies_uc
 
 router = api_router(prefix="/v1/me", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
 
@@ -153,6 +155,7 @@ async def change_password(
     sessions: Sessions,
     audit: Audit,
     now: Now,
+    work: Work,
 ) -> None:
     user = await repo.lock(caller.user_id)
     stored = await repo.password_hash(caller.user_id)
@@ -160,7 +163,12 @@ async def change_password(
         raise ValidationFailed(
             [FieldError("current_password", "incorrect", "this is not your current password")]
         )
-    users.check_password(body.new_password, email=user.email, field="new_password")
+    users.check_password(
+        body.new_password,
+        email=user.email,
+        field="new_password",
+        min_length=await policies_uc.required_password_length(work, user.id),
+    )
     if body.new_password == body.current_password:
         raise ValidationFailed(
             [FieldError("new_password", "unchanged", "choose a password you do not use now")]

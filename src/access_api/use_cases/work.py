@@ -28,6 +28,7 @@ from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.policies import PolicyRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
@@ -134,6 +135,10 @@ class Work:
     @cached_property
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
+
+    @cached_property
+    def policies(self) -> PolicyRepository:
+        return PolicyRepository(self.session)
 
     # --- adapters that need the transaction's hooks -------------------------------------
 
