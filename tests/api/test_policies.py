@@ -1,4 +1,4 @@
-"""Security policy per tenant over HTTP (SPEC §5.2): set, inherited, enforced on every credential."""
+"""Security policy per tenant over HTTP (SPEC §5.2): set, inherited, enforced everywhere."""
 
 from __future__ import annotations
 
