@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -318,9 +318,9 @@ class TestClientAddressBehindAProxy:
         self, world: World, msp: Msp, app: FastAPI
     ) -> None:
         await set_policy(world, msp.admin, msp.id, allowed_ip_ranges=[LOCAL, "203.0.113.0/24"])
-        proxied = ProxyHeadersMiddleware(app, trusted_hosts=["10.9.9.9"])
+        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=["10.9.9.9"])
         url = f"/v1/tenants/{msp.id}"
-        transport = httpx.ASGITransport(app=proxied, client=("10.9.9.9", 5000))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=cast(Any, proxied), client=("10.9.9.9", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as proxy:
             inside = {"X-Forwarded-For": "203.0.113.20"} | msp.admin.headers
             assert (await proxy.get(url, headers=inside)).status_code == 200
@@ -331,8 +331,8 @@ class TestClientAddressBehindAProxy:
         self, world: World, msp: Msp, app: FastAPI
     ) -> None:
         await set_policy(world, msp.admin, msp.id, allowed_ip_ranges=[LOCAL, "203.0.113.0/24"])
-        proxied = ProxyHeadersMiddleware(app, trusted_hosts=["10.9.9.9"])
-        transport = httpx.ASGITransport(app=proxied, client=("198.51.100.1", 5000))  # type: ignore[arg-type]
+        proxied = ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=["10.9.9.9"])
+        transport = httpx.ASGITransport(app=cast(Any, proxied), client=("198.51.100.1", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as spoof:
             headers = {"X-Forwarded-For": "203.0.113.20"} | msp.admin.headers
             response = await spoof.get(f"/v1/tenants/{msp.id}", headers=headers)
