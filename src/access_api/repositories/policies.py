@@ -67,44 +67,45 @@ def _to_policy(row: Any) -> SecurityPolicy:
     )
 
 
-def _reached_by(user_id: Any) -> sa.ColumnElement[bool]:
-    """The policy row's tenant is one where the user holds a grant, or lies above one (its
-    policy is in force there), or lies below an include_descendants grant (they act there)."""
-    at_or_below = (
-        sa.exists()
-        .where(
-            tenant_closure.c.ancestor_id == security_policies.c.tenant_id,
-            authorizations.c.tenant_id == tenant_closure.c.descendant_id,
-            authorizations.c.user_id == user_id,
+def where_acting(
+    user_id: Any, column: sa.ColumnElement[Any], selected: sa.ColumnElement[Any] | None = None
+) -> sa.Select[Any]:
+    """A policy column's values in force where the user acts: set at a tenant where they hold a
+    grant or above one (in force there), or below an include_descendants grant (they act
+    there too). Driven from the user's grants and the policies of their trees, so it costs
+    nothing where no policy is set, however large the tree."""
+    above_grant = sa.exists().where(
+        tenant_closure.c.ancestor_id == security_policies.c.tenant_id,
+        tenant_closure.c.descendant_id == authorizations.c.tenant_id,
+    )
+    below_grant = sa.exists().where(
+        tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
+        tenant_closure.c.descendant_id == security_policies.c.tenant_id,
+    )
+    live = sa.exists().where(
+        tenants.c.id == security_policies.c.tenant_id, tenants.c.deleted_at.is_(None)
+    )
+    return (
+        sa.select(column if selected is None else selected)
+        .select_from(
+            authorizations.join(
+                security_policies, security_policies.c.root_id == authorizations.c.root_id
+            )
         )
-        .correlate_except(tenant_closure, authorizations)
-    )
-    inherited = (
-        sa.exists()
         .where(
-            tenant_closure.c.descendant_id == security_policies.c.tenant_id,
-            authorizations.c.tenant_id == tenant_closure.c.ancestor_id,
             authorizations.c.user_id == user_id,
-            authorizations.c.include_descendants,
+            column.is_not(None),
+            sa.or_(above_grant, sa.and_(authorizations.c.include_descendants, below_grant)),
+            live,
         )
-        .correlate_except(tenant_closure, authorizations)
     )
-    live = (
-        sa.exists()
-        .where(tenants.c.id == security_policies.c.tenant_id, tenants.c.deleted_at.is_(None))
-        .correlate_except(tenants)
-    )
-    return sa.and_(live, sa.or_(at_or_below, inherited))
 
 
 def timeout_cap(user_id: Any) -> sa.ScalarSelect[Any]:
     """The smallest max_session_timeout_minutes in force where the user acts (NULL: none);
     a column to read beside the session, so resolving a session stays one query."""
-    return (
-        sa.select(sa.func.min(security_policies.c.max_session_timeout_minutes))
-        .where(security_policies.c.max_session_timeout_minutes.is_not(None), _reached_by(user_id))
-        .scalar_subquery()
-    )
+    column = security_policies.c.max_session_timeout_minutes
+    return where_acting(user_id, column, sa.func.min(column)).scalar_subquery()
 
 
 class PolicyRepository:
@@ -177,31 +178,32 @@ class PolicyRepository:
     ) -> list[int]:
         """The password_min_length values in force where the user acts, or would act once
         given the offered grants ((tenant, include_descendants) pairs)."""
-        conditions: list[sa.ColumnElement[bool]] = []
+        column = security_policies.c.password_min_length
+        found: list[int] = []
         if user_id is not None:
-            conditions.append(_reached_by(user_id))
+            found += (await self.session.execute(where_acting(user_id, column))).scalars()
+        conditions: list[sa.ColumnElement[bool]] = []
         for tenant_id, include_descendants in offers:
-            above = sa.exists().where(
-                tenant_closure.c.ancestor_id == security_policies.c.tenant_id,
-                tenant_closure.c.descendant_id == tenant_id,
-            )
-            conditions.append(above)
-            if include_descendants:
-                conditions.append(
-                    sa.exists().where(
-                        tenant_closure.c.descendant_id == security_policies.c.tenant_id,
-                        tenant_closure.c.ancestor_id == tenant_id,
+            conditions.append(
+                security_policies.c.tenant_id.in_(
+                    sa.select(tenant_closure.c.ancestor_id).where(
+                        tenant_closure.c.descendant_id == tenant_id
                     )
                 )
-        if not conditions:
-            return []
-        rows = await self.session.execute(
-            sa.select(security_policies.c.password_min_length)
-            .join(tenants, tenants.c.id == security_policies.c.tenant_id)
-            .where(
-                tenants.c.deleted_at.is_(None),
-                security_policies.c.password_min_length.is_not(None),
-                sa.or_(*conditions),
             )
-        )
-        return list(rows.scalars())
+            if include_descendants:
+                conditions.append(
+                    security_policies.c.tenant_id.in_(
+                        sa.select(tenant_closure.c.descendant_id).where(
+                            tenant_closure.c.ancestor_id == tenant_id
+                        )
+                    )
+                )
+        if conditions:
+            rows = await self.session.execute(
+                sa.select(column)
+                .join(tenants, tenants.c.id == security_policies.c.tenant_id)
+                .where(tenants.c.deleted_at.is_(None), column.is_not(None), sa.or_(*conditions))
+            )
+            found += rows.scalars()
+        return found
