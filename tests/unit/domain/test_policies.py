@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from access_api.domain import policies
+from access_api.domain import access, policies
+from access_api.domain.access import Held, ScopeFacts
 from access_api.domain.errors import (
+    Forbidden,
     IpNotAllowed,
+    NotFound,
+    TenantDisabled,
     TwoFactorRequired,
     ValidationFailed,
     WouldLockYouOut,
 )
 from access_api.domain.policies import Effective, SecurityPolicy
 from access_api.domain.users import PASSWORD_MIN_LENGTH
+from tests.unit.domain.test_access import NOW, ROLES, ROOT, caller, grant, tenant
 
 TENANTS = [uuid4() for _ in range(4)]
 
@@ -185,3 +191,35 @@ class TestValues:
         assert policies.changes(before, after) == {
             "require_two_factor": {"before": None, "after": True}
         }
+
+
+class TestScope:
+    """Reach, then status, then policy, then permission."""
+
+    def facts(self, **kw: object) -> ScopeFacts:
+        strict = SecurityPolicy(
+            require_two_factor=True, allowed_ip_ranges=(ipaddress.ip_network("10.0.0.0/8"),)
+        )
+        base: dict[str, object] = {
+            "tenant": tenant(),
+            "member": True,
+            "has_live_grant_in_tree": True,
+            "held": [Held(grant(uuid4(), ROOT, "read_only"), 0)],
+            "roles": ROLES,
+            "policies": [(ROOT, strict)],
+        }
+        return ScopeFacts(**(base | kw))  # type: ignore[arg-type]
+
+    def test_policy_comes_after_reach_and_status_and_before_permission(self) -> None:
+        with pytest.raises(NotFound):
+            access.resolve_scope(caller(), self.facts(member=False), NOW)
+        with pytest.raises(TenantDisabled):
+            access.resolve_scope(caller(), self.facts(chain_disabled=True), NOW)
+        with pytest.raises(TwoFactorRequired):
+            access.resolve_scope(caller(), self.facts(), NOW)
+        with pytest.raises(IpNotAllowed):
+            access.resolve_scope(caller(), self.facts(has_second_factor=True), NOW)
+        inside = replace(caller(), ip="10.1.2.3")
+        scope = access.resolve_scope(inside, self.facts(has_second_factor=True), NOW)
+        with pytest.raises(Forbidden):
+            access.require(scope, "clients.write")
