@@ -66,7 +66,7 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                     report["inherited_read"]["rps"], report["ceiling"]["rps"]
                 )
             if "policy" in wanted:
-                report["root_policy"] = await measures.with_root_policy(server, msp)
+                report["root_policy"] = await measures.with_root_policy(server, msp, url)
             if "decision" in wanted:
                 report["permission_decision"] = await measures.permission_decision(url, msp)
             if "login" in wanted:

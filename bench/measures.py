@@ -86,6 +86,7 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
         credential=ActorKind.API_KEY,
         credential_id=msp.admin_id,
         root_id=msp.root_id,
+        ip="127.0.0.1",
     )
     timings: list[float] = []
     try:
@@ -170,12 +171,13 @@ ROOT_POLICY = {
 }
 
 
-async def with_root_policy(server: Server, msp: Msp, rounds: int = 3) -> dict[str, Any]:
-    """GET /v1/me and a read on the client, without and with a security policy on the root
-    (SPEC §5.2), alternating so a noisy neighbour weighs on both; medians of the rounds."""
+async def with_root_policy(server: Server, msp: Msp, url: str, rounds: int = 3) -> dict[str, Any]:
+    """GET /v1/me, a read on the client and the permission decision alone (p50), without and
+    with a security policy on the root (SPEC §5.2), alternating so a noisy neighbour weighs on
+    both; medians of the rounds."""
     paths = {"me": "/v1/me", "inherited": f"/v1/tenants/{msp.client_id}"}
     figures: dict[str, dict[str, list[float]]] = {
-        name: {"without": [], "with": []} for name in paths
+        name: {"without": [], "with": []} for name in [*paths, "decision_p50_ms"]
     }
     policy_url = f"/v1/tenants/{msp.root_id}/security-policy"
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
@@ -185,6 +187,8 @@ async def with_root_policy(server: Server, msp: Msp, rounds: int = 3) -> dict[st
                 for name, path in paths.items():
                     load = await throughput(server, path, msp.api_key)
                     figures[name][label].append(load["rps"])
+                decision = await permission_decision(url, msp, rounds=1000)
+                figures["decision_p50_ms"][label].append(decision["p50_ms"])
         (await client.put(policy_url, json={}, headers=msp.session)).raise_for_status()
     report: dict[str, Any] = {}
     for name, runs in figures.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Any
 from uuid import UUID
 
@@ -291,6 +291,12 @@ def networks_of(stored: Sequence[str] | None) -> tuple[Network, ...] | None:
     """Ranges as stored (validated when written)."""
     if stored is None:
         return None
+    return _parsed(tuple(stored))
+
+
+@lru_cache(maxsize=4096)
+def _parsed(stored: tuple[str, ...]) -> tuple[Network, ...]:
+    # Read on every call in a tenant's context: parse each stored list once per process.
     return tuple(ipaddress.ip_network(text) for text in stored)
 
 
