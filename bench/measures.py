@@ -194,8 +194,8 @@ async def with_root_policy(server: Server, msp: Msp, url: str, rounds: int = 3) 
     for name, runs in figures.items():
         without, with_policy = statistics.median(runs["without"]), statistics.median(runs["with"])
         report[name] = {
-            "rps_without": round(without, 1),
-            "rps_with": round(with_policy, 1),
+            "without": round(without, 3),
+            "with": round(with_policy, 3),
             "ratio": ratio(with_policy, without),
         }
     return report
