@@ -29,6 +29,7 @@ from access_api.routers import (
     health,
     invitations,
     me,
+    policies,
     problems,
     roles,
     tenants,
@@ -164,6 +165,7 @@ def create_app(
         agents.agent_router,
         two_factor_resets.router,
         two_factor_resets.public_router,
+        policies.router,
     ):
         app.include_router(router)
     if settings.cors_origins:

@@ -47,6 +47,7 @@ class Action(StrEnum):
     INVITATION_RESENT = "invitation.resent"
     INVITATION_REVOKED = "invitation.revoked"
     INVITATION_UPDATED = "invitation.updated"
+    POLICY_UPDATED = "policy.updated"
     ROLE_CREATED = "role.created"
     ROLE_DELETED = "role.deleted"
     ROLE_UPDATED = "role.updated"
@@ -85,6 +86,7 @@ _TARGET_TYPES: dict[str, str] = {
     "two_factor.reset_denied": "user",
     "two_factor.reset_requested": "user",
     "users.exported": "tenant",
+    "policy.updated": "tenant",
 }
 
 

@@ -61,6 +61,21 @@ class TenantDisabled(DomainError):
     title = "This account is disabled"
 
 
+class TwoFactorRequired(DomainError):
+    code = "two_factor_required"
+    title = "This account's security policy requires two-factor authentication; enrol first"
+
+
+class IpNotAllowed(DomainError):
+    code = "ip_not_allowed"
+    title = "This account's security policy does not allow calls from your address"
+
+
+class WouldLockYouOut(DomainError):
+    code = "would_lock_you_out"
+    title = "This security policy would shut you out of this account"
+
+
 class NotFound(DomainError):
     code = "not_found"
     title = "No such resource"

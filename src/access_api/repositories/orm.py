@@ -434,3 +434,18 @@ email_codes = sa.Table(
     sa.Column("used_at", Timestamp(), nullable=True),
     sa.Index("ix_email_codes_user_id_created_at", "user_id", "created_at"),
 )
+
+# Security policy per tenant (SPEC §5.2): one row per tenant that sets anything; NULL inherits.
+security_policies = sa.Table(
+    "security_policies",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("require_two_factor", sa.Boolean(), nullable=True),
+    sa.Column("allowed_ip_ranges", JSONType, nullable=True),
+    sa.Column("max_session_timeout_minutes", sa.Integer(), nullable=True),
+    sa.Column("password_min_length", sa.Integer(), nullable=True),
+    _created(),
+    _updated(),
+    sa.Index("ix_security_policies_root_id", "root_id"),
+)

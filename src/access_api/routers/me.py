@@ -40,6 +40,10 @@ class ReachableTenant(BaseModel):
     )
     roles: list[str] = Field(description="Roles that apply here, granted here or inherited")
     permissions: list[str]
+    blocked_by: list[str] = Field(
+        description="What this account's security policy refuses you now "
+        "(two_factor_required, ip_not_allowed); empty when nothing"
+    )
 
     @classmethod
     def of(cls, reachable: Reachable) -> ReachableTenant:
@@ -54,6 +58,7 @@ class ReachableTenant(BaseModel):
             status=reachable.status,
             roles=reachable.roles,
             permissions=reachable.permissions,
+            blocked_by=reachable.blocked_by,
         )
 
 

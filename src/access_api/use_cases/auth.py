@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from access_api.auth.credentials import SESSION_PREFIX
-from access_api.domain import auth, throttle
+from access_api.domain import auth, policies, throttle
 from access_api.domain import errors as e
 from access_api.domain.access import Caller
 from access_api.domain.audit import Action, Actor, ActorKind
@@ -63,11 +63,13 @@ async def start_session(work: Work, user: User) -> NewSession:
         target_id=session.id,
     )
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
+    cap = await work.policies.timeout_cap(user.id)
+    timeout = policies.session_timeout(user.session_timeout_minutes, cap)
     return NewSession(
         id=session.id,
         user=user,
         token=token,
-        expires_at=auth.expires_at(session, user.session_timeout_minutes, lifetime),
+        expires_at=auth.expires_at(session, timeout, lifetime),
     )
 
 

@@ -29,6 +29,7 @@ from access_api.pagination import After, Page
 from access_api.repositories.outbox import QueuedMail
 from access_api.services.keyring import new_token
 from access_api.use_cases import members
+from access_api.use_cases import policies as policy_cases
 from access_api.use_cases.auth import NewSession, start_session
 from access_api.use_cases.work import Work
 
@@ -372,6 +373,9 @@ async def accept(work: Work, answer: Acceptance) -> NewSession:
             phone=answer.phone,
             password=answer.password,
             now=work.now,
+            min_password_length=await policy_cases.required_password_length(
+                work, None, [(o.tenant_id, o.include_descendants) for o in invitation.offers]
+            ),
         )
         password_hash = await work.passwords.hash(answer.password)
     # Hashing is done: only now take the locks, tree first (as every access change does).

@@ -29,6 +29,7 @@ from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.policies import PolicyRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
@@ -139,6 +140,10 @@ class Work:
     @cached_property
     def members(self) -> MemberRepository:
         return MemberRepository(self.session)
+
+    @cached_property
+    def policies(self) -> PolicyRepository:
+        return PolicyRepository(self.session)
 
     # --- adapters that need the transaction's hooks -------------------------------------
 
