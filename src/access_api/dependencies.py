@@ -296,6 +296,7 @@ async def _second_factor(
         dispatcher=state.dispatcher,
         now=now,
         after_refusal=lambda hook: after_refusal(request, hook),
+        public_url=state.settings.public_url,
     )
 
 

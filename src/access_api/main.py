@@ -26,11 +26,16 @@ from access_api.routers import (
     audit,
     auth,
     authorizations,
+    email_changes,
     health,
     invitations,
     me,
+    pages,
+    passkeys,
+    password_resets,
     problems,
     roles,
+    sessions,
     tenants,
     two_factor,
     two_factor_resets,
@@ -166,6 +171,14 @@ def create_app(
         two_factor_resets.public_router,
     ):
         app.include_router(router)
+    app.include_router(password_resets.public_router)
+    app.include_router(password_resets.router)
+    app.include_router(sessions.router)
+    app.include_router(sessions.admin_router)
+    app.include_router(passkeys.router)
+    app.include_router(email_changes.router)
+    if settings.hosted_pages:
+        app.include_router(pages.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
     login_dummy_delay: bool = True
+    hosted_pages: bool = Field(
+        default=True,
+        description="Serve the pages behind every emailed link (reset password, accept an "
+        "invitation, ...); off when a frontend under PUBLIC_URL serves them",
+    )
 
     @field_validator("public_url")
     @classmethod

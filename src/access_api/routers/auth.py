@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import status
 from pydantic import BaseModel, Field
@@ -22,7 +23,14 @@ class LoginRequest(Body):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
     otp: str | None = Field(
-        default=None, max_length=64, description="A two-factor code, when otp_required"
+        default=None,
+        max_length=64,
+        description="A two-factor code (or a recovery code), when otp_required",
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None,
+        description="A passkey's assertion (PublicKeyCredential as JSON) answering the "
+        "challenge of the otp_required answer",
     )
 
 
@@ -47,7 +55,7 @@ class Token(BaseModel):
     ),
 )
 async def login(body: LoginRequest, work: Work) -> Token:
-    return Token.of(await auth.login(work, body.email, body.password, body.otp))
+    return Token.of(await auth.login(work, body.email, body.password, body.otp, body.webauthn))
 
 
 @router.post(

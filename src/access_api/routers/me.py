@@ -17,6 +17,7 @@ from access_api.dependencies import (
     Sessions,
     State,
     Users,
+    Work,
 )
 from access_api.domain import access, users
 from access_api.domain import errors as e
@@ -26,6 +27,7 @@ from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
 from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
 from access_api.routers.users import UserOut
+from access_api.use_cases import recovery_codes
 
 router = api_router(prefix="/v1/me", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
 
@@ -53,10 +55,11 @@ class ReachableTenant(BaseModel):
 class Me(UserOut):
     credential: Credential
     tenants: list[ReachableTenant]
+    recovery_codes_left: int = Field(description="Unused TOTP recovery codes")
 
 
 @router.get("", summary="Who am I, and where can I act?")
-async def get_me(found: Authentication, users: Users, grants: Access, now: Now) -> Me:
+async def get_me(found: Authentication, users: Users, grants: Access, now: Now, work: Work) -> Me:
     caller = found.caller
     user = await users.get(caller.user_id)
     if user is None:
@@ -87,6 +90,7 @@ async def get_me(found: Authentication, users: Users, grants: Access, now: Now) 
             expires_at=found.expires_at,
         ),
         tenants=reachable,
+        recovery_codes_left=await recovery_codes.left(work, caller.user_id),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Audit, CurrentCaller, Now, State, TwoFactors, Users
+from access_api.dependencies import Audit, CurrentCaller, Now, State, TwoFactors, Users, Work
 from access_api.domain import errors as e
 from access_api.domain import two_factor
 from access_api.domain.access import Caller
@@ -14,6 +14,7 @@ from access_api.errors import problem_responses
 from access_api.repositories.users import UserRepository
 from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
 from access_api.services import totp
+from access_api.use_cases import recovery_codes
 
 router = api_router(prefix="/v1/me/two-factor", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
 
@@ -32,6 +33,9 @@ class TotpCode(Body):
 
 class TwoFactorState(BaseModel):
     two_factor: TwoFactor
+    recovery_codes: list[str] | None = Field(
+        default=None, description="Ten single-use codes for when the phone is lost: shown once"
+    )
 
 
 async def _person(caller: Caller, users: UserRepository) -> User:
@@ -80,6 +84,7 @@ async def enrol_totp(
 async def verify_totp(
     body: TotpCode,
     caller: CurrentCaller,
+    work: Work,
     users: Users,
     factors: TwoFactors,
     state: State,
@@ -105,4 +110,5 @@ async def verify_totp(
         target_id=user.id,
         changes={"two_factor": {"before": user.two_factor.value, "after": TwoFactor.TOTP.value}},
     )
-    return TwoFactorState(two_factor=TwoFactor.TOTP)
+    codes = await recovery_codes.issue(work, user.id)
+    return TwoFactorState(two_factor=TwoFactor.TOTP, recovery_codes=codes)

@@ -28,7 +28,10 @@ from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.passkeys import PasskeyRepository
+from access_api.repositories.recovery import RecoveryRepository
 from access_api.repositories.roles import RoleRepository
+from access_api.repositories.sessions import SessionListing
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -135,6 +138,18 @@ class Work:
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
 
+    @cached_property
+    def recovery(self) -> RecoveryRepository:
+        return RecoveryRepository(self.session)
+
+    @cached_property
+    def passkeys(self) -> PasskeyRepository:
+        return PasskeyRepository(self.session)
+
+    @cached_property
+    def session_list(self) -> SessionListing:
+        return SessionListing(self.session)
+
     # --- adapters that need the transaction's hooks -------------------------------------
 
     @cached_property
@@ -157,6 +172,7 @@ class Work:
             dispatcher=self.state.dispatcher,
             now=self.now,
             after_refusal=self.after_refusal,
+            public_url=self.settings.public_url,
         )
 
     def after_commit(self, hook: Hook) -> None:
