@@ -92,9 +92,7 @@ class TestRegistration:
 
     async def test_a_challenge_answers_once(self, world: World, msp: Msp) -> None:
         options = (
-            await world.client.post(
-                "/v1/me/two-factor/webauthn/options", headers=msp.admin.headers
-            )
+            await world.client.post("/v1/me/two-factor/webauthn/options", headers=msp.admin.headers)
         ).json()
         device = Authenticator(ORIGIN)
         credential = device.create(options)
@@ -109,7 +107,9 @@ class TestRegistration:
         assert_problem(again, 422, "passkey_rejected")
         assert await world.snapshot() == before
 
-    async def test_an_unknown_field_and_an_api_key_are_refused(self, world: World, msp: Msp) -> None:
+    async def test_an_unknown_field_and_an_api_key_are_refused(
+        self, world: World, msp: Msp
+    ) -> None:
         response = await world.client.post(
             "/v1/me/two-factor/webauthn",
             json={"credential": {}, "user_id": "x"},

@@ -34,6 +34,12 @@ class ResetLinks(Body):
     user_ids: list[UUID] = Field(min_length=1, max_length=MAX_BULK_IDS)
 
 
+class ResetAccepted(BaseModel):
+    detail: str = (
+        "If this email belongs to an account, a link to choose a new password is on its way"
+    )
+
+
 class LinksSent(BaseModel):
     user_ids: list[UUID] = Field(description="Each of these users was sent a reset link")
 
@@ -45,8 +51,9 @@ class LinksSent(BaseModel):
     "has an account)",
     responses=problem_responses(e.RateLimited, e.ValidationFailed),
 )
-async def request_reset(body: ResetRequest, work: Work) -> None:
+async def request_reset(body: ResetRequest, work: Work) -> ResetAccepted:
     await password_resets.request(work, body.email)
+    return ResetAccepted()
 
 
 @public_router.post(
