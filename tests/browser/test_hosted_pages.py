@@ -43,7 +43,10 @@ PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a fresh and rather long passphrase"
 
 if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-    reason = f"browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)"
+    reason = (
+        f"browser tests need {CHROMIUM} and {CHROMEDRIVER} "
+        "(apt-get install chromium chromium-driver)"
+    )
     if os.environ.get("ACCESS_API_TEST_REQUIRE_BROWSER") == "1":
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason, allow_module_level=True)
@@ -322,7 +325,6 @@ class TestAcceptInvitation:
 class TestTwoFactorReset:
     def _user_with_totp(self, site: Site, prefix: str) -> tuple[str, str, dict[str, str]]:
         root, headers = site.msp(prefix)
-        email = f"admin@{prefix}.example.com"
         with site.api() as api:
             secret = api.post("/v1/me/two-factor/totp", headers=headers).json()["secret"]
             verified = api.post(
