@@ -148,6 +148,8 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served with their assets by pages.install_docs: no CDN needed
+        redoc_url=None,
     )
     errors.install(app)
     for router in (
@@ -179,6 +181,7 @@ def create_app(
     app.include_router(email_changes.router)
     if settings.hosted_pages:
         app.include_router(pages.router)
+    pages.install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,10 +8,13 @@ import secrets
 from functools import cache
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 router = APIRouter(include_in_schema=False)
+DOCS_ASSETS = "/docs-assets"
 
 _RESET_ANSWERS = {
     "confirm": {
@@ -93,3 +96,31 @@ def _two_factor_reset(answer: str) -> HTMLResponse:
     for key, value in words.items():
         fragment = fragment.replace("{" + key + "}", html.escape(value))
     return _page(words["title"], fragment)
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their assets served from here (fastapi-offline ships
+    them), so the interactive documentation works with no network."""
+    assets = resources.files("fastapi_offline").joinpath("static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
