@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -204,6 +204,9 @@ class AcceptRequest(Body):
         default=None,
         max_length=64,
         description="For an existing account with two-factor on, when otp_required",
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None, description="A passkey's assertion, when otp_required offers webauthn"
     )
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
@@ -631,7 +634,7 @@ async def accept_invitation(
     found = await users.by_email(invitation.email)
     password_hash: str | None = None
     if found is not None:
-        invitations.check_existing_account_answer(body.model_dump(exclude={"otp"}))
+        invitations.check_existing_account_answer(body.model_dump(exclude={"otp", "webauthn"}))
         user, stored = found
         account = (throttle.LOGIN_ACCOUNT, email_key(user.email))
         await throttling.check(account)
@@ -639,7 +642,7 @@ async def accept_invitation(
             throttling.failed(account)
             raise e.InvalidCredentials("the password does not match the account of this email")
         # Accepting logs the account in: it asks for the same second factor login does.
-        await second_factor.check(user, body.otp, account)
+        await second_factor.check(user, body.otp, account, assertion=body.webauthn)
     else:
         user = invitations.new_invitee(
             invitation,
