@@ -11,11 +11,12 @@ import pyotp
 import sqlalchemy as sa
 
 from access_api.repositories.orm import audit_events, passkeys, recovery_codes, webauthn_challenges
-from tests.api.conftest import PASSWORD, Login, Msp, World, assert_problem
+from tests.api.conftest import PASSWORD, Login, Msp, World, assert_problem, delivered
 from tests.api.test_totp import code, enable, login
 from tests.authenticator import Authenticator
 from tests.live import PASSWORD as LIVE_PASSWORD
 from tests.live import live_client, live_msp
+from tests.mail import SmtpServer, accept_token
 
 ORIGIN = "https://app.access-api.test"  # PUBLIC_URL of the tests
 COUNTED = {"throttle_buckets"}
@@ -293,3 +294,31 @@ class TestOneRecoveryCodeAtOnce:
             statuses = Counter(r.status_code for r in responses)
             assert statuses[200] == 1, statuses
             assert set(statuses) <= {200, 401, 429}, statuses
+
+
+class TestAcceptingAnInvitationWithAPasskey:
+    async def test_an_existing_account_answers_the_challenge_with_its_passkey(
+        self, world: World, msp: Msp, smtp: SmtpServer
+    ) -> None:
+        elsewhere = await world.msp("Elsewhere MSP")
+        device = await register(world, elsewhere.admin)
+        invited = await world.client.post(
+            f"/v1/tenants/{msp.id}/invitations",
+            json={
+                "emails": [elsewhere.admin.email],
+                "authorizations": [{"tenant_id": str(msp.id), "roles": ["read_only"]}],
+            },
+            headers=msp.admin.headers,
+        )
+        assert invited.status_code == 201, invited.text
+        token = accept_token((await delivered(world, smtp))[elsewhere.admin.email])
+        asked = await world.client.post(
+            "/v1/invitations/accept", json={"token": token, "password": PASSWORD}
+        )
+        body = assert_problem(asked, 401, "otp_required")
+        assert body["methods"] == ["webauthn"]
+        accepted = await world.client.post(
+            "/v1/invitations/accept",
+            json={"token": token, "password": PASSWORD, "webauthn": device.get(body["webauthn"])},
+        )
+        assert accepted.status_code == 201, accepted.text
