@@ -21,9 +21,14 @@ import httpx
 import pyotp
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.virtual_authenticator import (
+    Credential,
+    VirtualAuthenticatorOptions,
+)
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -33,6 +38,7 @@ from access_api.main import create_app
 from access_api.services.clock import SystemClock
 from access_api.services.passwords import Passwords
 from access_api.settings import Settings
+from tests.authenticator import Authenticator
 from tests.conftest import TEST_SECRET, sqlite_database
 from tests.mail import SmtpServer, free_port, plain_text
 
@@ -122,7 +128,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer) -> I
 
     url = asyncio.run(migrated())
     port = free_port()
-    public = f"http://127.0.0.1:{port}"
+    # localhost, not 127.0.0.1: a passkey's relying party id must be a domain, and localhost is
+    # the one a browser trusts without TLS (the browser maps it to 127.0.0.1, see below).
+    public = f"http://localhost:{port}"
     settings = Settings(
         database_url=url,
         secret_key=TEST_SECRET,
@@ -159,6 +167,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--disable-dev-shm-usage",
         "--disable-gpu",
         "--window-size=900,900",
+        "--host-resolver-rules=MAP localhost 127.0.0.1",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -174,12 +183,11 @@ def submit_and_read(browser: webdriver.Chrome, name: str) -> str:
     return read_message(browser, name)
 
 
-def read_message(browser: webdriver.Chrome, name: str) -> str:
+def read_message(browser: webdriver.Chrome, name: str, kind: str = "o") -> str:
+    """Wait for the message (kind: "ok", "error", or "o" for either), then screenshot it."""
     WebDriverWait(browser, 15).until(
         expected_conditions.text_to_be_present_in_element_attribute(
-            (By.ID, "message"),
-            "class",
-            "o",  # "ok" or "error"
+            (By.ID, "message"), "class", kind
         )
     )
     ARTIFACTS.mkdir(exist_ok=True)
@@ -399,3 +407,69 @@ class TestTwoFactorReset:
             resets = api.get(f"/v1/tenants/{root}/two-factor-resets", headers=second).json()
         assert user["two_factor"] == "totp"
         assert [r["status"] for r in resets["items"]] == ["denied"]
+
+
+class TestAcceptInvitationWithAPasskey:
+    def test_an_existing_account_uses_its_passkey_in_the_browser(
+        self, site: Site, browser: webdriver.Chrome
+    ) -> None:
+        root, headers = site.msp("browser-passkey-host")
+        _, elsewhere = site.msp("browser-passkey-away")
+        invited = "admin@browser-passkey-away.example.com"
+        # The passkey is registered through the API by the test's software authenticator; the
+        # browser's virtual authenticator is given the same key, as a security key moved from
+        # one computer to another would be.
+        device = Authenticator(site.url)
+        with site.api() as api:
+            options = api.post("/v1/me/two-factor/webauthn/options", headers=elsewhere).json()
+            assert options["rp"]["id"] == "localhost"
+            registered = api.post(
+                "/v1/me/two-factor/webauthn",
+                json={"name": "Key", "credential": device.create(options)},
+                headers=elsewhere,
+            )
+            assert registered.status_code == 201, registered.text
+            response = api.post(
+                f"/v1/tenants/{root}/invitations",
+                json={
+                    "emails": [invited],
+                    "authorizations": [
+                        {"tenant_id": root, "roles": ["read_only"], "include_descendants": True}
+                    ],
+                },
+                headers=headers,
+            )
+            assert response.status_code in (200, 201), response.text
+        authenticator = VirtualAuthenticatorOptions(
+            protocol=VirtualAuthenticatorOptions.Protocol.CTAP2,
+            transport=VirtualAuthenticatorOptions.Transport.USB,
+            has_user_verification=True,
+            is_user_verified=True,
+        )
+        browser.add_virtual_authenticator(authenticator)
+        try:
+            private_key = device.key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            browser.add_credential(
+                Credential.create_non_resident_credential(
+                    device.credential_id, "localhost", private_key, device.counter
+                )
+            )
+            browser.get(site.link(site.mail_to(invited), "/accept-invitation"))
+            WebDriverWait(browser, 15).until(
+                expected_conditions.visibility_of_element_located((By.ID, "password"))
+            )
+            fill(browser, password=PASSWORD)
+            asked = submit_and_read(browser, "accept-invitation-passkey-asked")
+            assert asked == "error: Two-factor authentication: use your passkey."
+            browser.find_element(By.ID, "use_passkey").click()
+            message = read_message(browser, "accept-invitation-passkey", kind="ok")
+            assert message.startswith("ok: Welcome")
+        finally:
+            browser.remove_virtual_authenticator()
+        with site.api() as api:
+            (key,) = api.get("/v1/me/two-factor/webauthn", headers=elsewhere).json()["items"]
+        assert key["last_used_at"] is not None
