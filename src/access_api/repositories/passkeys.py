@@ -96,6 +96,16 @@ class PasskeyRepository:
     async def add_challenge(
         self, user_id: UUID, purpose: str, digest: str, now: datetime, expires_at: datetime
     ) -> None:
+        """A new challenge; the user's dead ones go, so they never pile up."""
+        await self.session.execute(
+            sa.delete(webauthn_challenges).where(
+                webauthn_challenges.c.user_id == user_id,
+                sa.or_(
+                    webauthn_challenges.c.expires_at <= now,
+                    webauthn_challenges.c.used_at.is_not(None),
+                ),
+            )
+        )
         await self.session.execute(
             sa.insert(webauthn_challenges).values(
                 id=new_id(),
