@@ -156,6 +156,13 @@ class TestForgotPassword:
             await forgot(world, "ghost@example.com")
         assert_problem(await forgot(world, "ghost@example.com"), 429, "rate_limited")
 
+    async def test_wrong_links_are_throttled_per_address(self, world: World, msp: Msp) -> None:
+        for attempt in range(20):
+            assert_problem(await confirm(world, f"apr_guess-{attempt}"), 400, "invalid_token")
+        locked = await confirm(world, "apr_one-more-guess")
+        assert_problem(locked, 429, "rate_limited")
+        assert int(locked.headers["Retry-After"]) > 0
+
     async def test_an_unknown_field_is_refused(self, world: World, msp: Msp) -> None:
         response = await world.client.post(
             "/v1/auth/password-reset", json={"email": msp.admin.email, "password": "x"}
