@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -28,6 +30,7 @@ async def request(work: Work, email: str) -> None:
         (recovery.PASSWORD_RESET_ACCOUNT, email_key(email)),
         (recovery.PASSWORD_RESET_ADDRESS, work.ip or "unknown"),
     )
+    started = time.monotonic()
     await work.throttle.check(*attempts)
     buckets = ThrottleRepository(work.session)
     for rule, subject in attempts:
@@ -36,8 +39,11 @@ async def request(work: Work, email: str) -> None:
         )
     found = await work.users.by_email(email)
     user = found[0] if found else None
-    # An unknown email runs the same statements: they simply match no row and add no link.
+    # An unknown email runs the same statements (they match no row and add no link), and the
+    # answer waits out a floor, so the little that differs does not show in its timing.
     await _send(work, user, requested_by=None, tenant_id=None, actor=SYSTEM, scope=None)
+    floor = work.settings.password_reset_answer_seconds
+    await asyncio.sleep(max(0.0, floor - (time.monotonic() - started)))
 
 
 async def send_links(work: Work, scope: Scope, user_ids: Sequence[UUID]) -> list[User]:
