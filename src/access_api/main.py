@@ -26,12 +26,17 @@ from access_api.routers import (
     audit,
     auth,
     authorizations,
+    email_changes,
     health,
     invitations,
     me,
+    pages,
+    passkeys,
+    password_resets,
     policies,
     problems,
     roles,
+    sessions,
     tenants,
     two_factor,
     two_factor_resets,
@@ -144,6 +149,8 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served with their assets by pages.install_docs: no CDN needed
+        redoc_url=None,
     )
     errors.install(app)
     for router in (
@@ -168,6 +175,15 @@ def create_app(
         policies.router,
     ):
         app.include_router(router)
+    app.include_router(password_resets.public_router)
+    app.include_router(password_resets.router)
+    app.include_router(sessions.router)
+    app.include_router(sessions.admin_router)
+    app.include_router(passkeys.router)
+    app.include_router(email_changes.router)
+    if settings.hosted_pages:
+        app.include_router(pages.router)
+    pages.install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -85,6 +85,21 @@ class OtpRequired(DomainError):
     code = "otp_required"
     title = "A two-factor code is required: send it as otp"
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        methods: list[str] | None = None,
+        webauthn: dict[str, object] | None = None,
+    ) -> None:
+        # The ways the user may prove themselves, and a passkey challenge when one applies.
+        self.extensions: dict[str, object] = {}
+        if methods is not None:
+            self.extensions["methods"] = methods
+        if webauthn is not None:
+            self.extensions["webauthn"] = webauthn
+        super().__init__(detail)
+
 
 class RateLimited(DomainError):
     """Too many failures: the answer says when to try again (Retry-After, in seconds)."""
@@ -212,6 +227,24 @@ class TwoFactorNotEnabled(DomainError):
 class InvalidOtp(DomainError):
     code = "invalid_otp"
     title = "This code is wrong, expired or already used"
+
+
+# --- account recovery, email changes, passkeys --------------------------------------------
+
+
+class CannotResetOwnPassword(DomainError):
+    code = "cannot_reset_own_password"
+    title = "You cannot send yourself a password reset; change your password instead"
+
+
+class EmailTaken(DomainError):
+    code = "email_taken"
+    title = "This email address belongs to another account"
+
+
+class PasskeyRejected(DomainError):
+    code = "passkey_rejected"
+    title = "This passkey could not be verified; start again with new options"
 
 
 # --- roles --------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class ReachableTenant(BaseModel):
 class Me(UserOut):
     credential: Credential
     tenants: list[ReachableTenant]
+    recovery_codes_left: int = Field(description="Unused TOTP recovery codes")
 
     @classmethod
     def of_profile(cls, profile: Profile, found: Authenticated) -> Me:
@@ -75,6 +76,7 @@ class Me(UserOut):
                 kind=caller.credential, id=caller.credential_id, expires_at=found.expires_at
             ),
             tenants=[ReachableTenant.of(reachable) for reachable in profile.tenants],
+            recovery_codes_left=profile.recovery_codes_left,
         )
 
 

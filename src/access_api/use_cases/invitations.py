@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -72,6 +73,7 @@ class Acceptance:
     first_name: str | None = None
     last_name: str | None = None
     phone: str | None = None
+    webauthn: dict[str, Any] | None = None  # a passkey's assertion, when otp_required offers it
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -363,7 +365,7 @@ async def accept(work: Work, answer: Acceptance) -> NewSession:
             work.throttle.failed(account)
             raise e.InvalidCredentials("the password does not match the account of this email")
         # Accepting logs the account in: it asks for the same second factor login does.
-        await work.second_factor.check(user, answer.otp, account)
+        await work.second_factor.check(user, answer.otp, account, assertion=answer.webauthn)
     else:
         user = invitations.new_invitee(
             invitation,

@@ -13,6 +13,7 @@ from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import Tenant, TenantStatus
 from access_api.domain.users import User
 from access_api.use_cases import policies as policy_cases
+from access_api.use_cases import recovery_codes
 from access_api.use_cases.work import Work
 
 
@@ -31,6 +32,7 @@ class Reachable:
 class Profile:
     user: User
     tenants: list[Reachable]
+    recovery_codes_left: int
 
 
 async def _user(work: Work, caller: Caller, *, lock: bool = False) -> User:
@@ -61,7 +63,11 @@ async def who_am_i(work: Work, caller: Caller) -> Profile:
                     ),
                 )
             )
-    return Profile(user=user, tenants=reachable)
+    return Profile(
+        user=user,
+        tenants=reachable,
+        recovery_codes_left=await recovery_codes.left(work, caller.user_id),
+    )
 
 
 async def update_profile(work: Work, caller: Caller, fields: Mapping[str, object]) -> User:
