@@ -246,15 +246,19 @@ async def cluster(smtp_server: SmtpServer) -> AsyncIterator[Cluster]:
                 "ACCESS_API_MAIL_POLL_SECONDS": "0.2",
             }
             directory = bouncer.parent
-            with server("a", env, directory) as (a, a_log), server("b", env, directory) as (b, b_log):
+            with (
+                server("a", env, directory) as (a, a_log),
+                server("b", env, directory) as (b, b_log),
+            ):
                 async with (
                     httpx.AsyncClient(base_url=a, timeout=30) as client_a,
                     httpx.AsyncClient(base_url=b, timeout=30) as client_b,
                 ):
-                    yield Cluster(client_a, client_b, [a_log, b_log, bouncer], database, smtp_server)
-                logs = {path.name: path.read_text() for path in (a_log, b_log, bouncer)}
+                    logs = [a_log, b_log, bouncer]
+                    yield Cluster(client_a, client_b, logs, database, smtp_server)
+                texts = {path.name: path.read_text() for path in (a_log, b_log, bouncer)}
         await database.dispose()
-    for name, text in logs.items():
+    for name, text in texts.items():
         assert "prepared statement" not in text, f"{name}:\n{text[-3000:]}"
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
 
@@ -279,7 +283,8 @@ class TestTwoProcessesBehindPgBouncer:
             failed = await client.post("/v1/auth/login", json={"email": email, "password": WRONG})
             assert failed.status_code == 401, failed.text
         for client in (cluster.b, cluster.a):
-            locked = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+            right = {"email": email, "password": PASSWORD}
+            locked = await client.post("/v1/auth/login", json=right)
             assert locked.status_code == 429, locked.text
             assert locked.json()["code"] == "rate_limited"
 
@@ -298,8 +303,9 @@ class TestTwoProcessesBehindPgBouncer:
 
         body = {"kind": "client", "name": "Storm", "domain_prefix": "pool-idem-storm"}
         stormed = {**headers, "Idempotency-Key": "pool-storm"}
+        both = (cluster.a, cluster.b) * 3
         responses = await asyncio.gather(
-            *(client.post(path, json=body, headers=stormed) for client in [cluster.a, cluster.b] * 3)
+            *(client.post(path, json=body, headers=stormed) for client in both)
         )
         assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
         assert len({r.json()["id"] for r in responses}) == 1
