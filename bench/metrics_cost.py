@@ -4,8 +4,9 @@ prometheus-fastapi-instrumentator (the previous choice), and with access_api.met
     python -m bench.metrics_cost
 
 CPU time of this process (other processes on a shared machine do not count), no network, no
-database: ASGI calls straight into the real app (its full route table and middleware) for `/healthz` and for a templated route refused before any query (401
-without a credential), so the difference between the variants is the instrumentation alone.
+database: ASGI calls straight into the real app (its full route table and middleware) for
+`/healthz` and for a templated route refused before any query (401 without a credential), so
+the difference between the variants is the instrumentation alone.
 """
 
 from __future__ import annotations
