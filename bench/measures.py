@@ -161,3 +161,27 @@ async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[
 
 def ratio(ours: float, theirs: float) -> float:
     return round(ours / theirs, 2) if theirs else 0.0
+
+
+def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
+    """argon2id alone: password verifications per second on `threads` threads, nothing else
+    running, at the parameters the service uses (a login verifies one hash)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from access_api.services.passwords import _HASHER  # noqa: PLC0415
+
+    stored = _HASHER.hash(ADMIN_PASSWORD)
+    deadline = time.perf_counter() + seconds
+
+    def verify_until_deadline() -> int:
+        done = 0
+        while time.perf_counter() < deadline:
+            assert _HASHER.verify(ADMIN_PASSWORD, stored)
+            done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(lambda _: verify_until_deadline(), range(threads)))
+    elapsed = time.perf_counter() - started
+    return {"threads": threads, "verifications_per_s": round(sum(counts) / elapsed, 1)}
