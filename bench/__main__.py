@@ -24,7 +24,7 @@ import httpx
 
 from bench import measures
 from bench.harness import PEER_PYTHON, RESULTS, free_port, serve, uvicorn_argv
-from bench.wire import CountingProxy
+from bench.wire import CountingProxy, counting_proxy
 from bench.world import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -98,9 +98,13 @@ async def round_trips(url: str, dsn: str, msp: Msp, requests: int = 10) -> dict[
     """Round trips to PostgreSQL per request of each measured route, counted on the wire by a
     proxy (bench/wire.py) in front of a server of its own (no mail dispatcher polling)."""
     target = urlsplit(dsn)
-    proxy = CountingProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
+    with counting_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+        return await _count_round_trips(proxy, url, dsn, msp, requests)
 
+
+async def _count_round_trips(
+    proxy: CountingProxy, url: str, dsn: str, msp: Msp, requests: int
+) -> dict[str, Any]:
     def through(address: str) -> str:
         parts = urlsplit(address)
         user = f"{parts.username}@" if parts.username else ""
@@ -127,22 +131,19 @@ async def round_trips(url: str, dsn: str, msp: Msp, requests: int = 10) -> dict[
             (await client.request(method, path, headers=headers, json=body)).raise_for_status()
         counts[label] = round(proxy.round_trips / requests, 2)
 
-    try:
-        port = free_port()
-        env = {**env_for(through(url)), "ACCESS_API_MAIL_DISPATCHER": "false"}
-        argv = uvicorn_argv(sys.executable, "access_api.main:create_app", port, factory=True)
-        with serve("access-api-counted", argv, env, port, "/readyz") as counted:
-            async with httpx.AsyncClient(base_url=counted.base_url, timeout=30) as client:
-                for route in routes:
-                    await count(client, *route)
-        port = free_port()
-        argv = uvicorn_argv(sys.executable, "bench.ceiling:app", port)
-        ceiling_env = {"BENCH_CEILING_DSN": through(dsn)}
-        with serve("ceiling-counted", argv, ceiling_env, port, "/one-query") as ceiling:
-            async with httpx.AsyncClient(base_url=ceiling.base_url, timeout=30) as client:
-                await count(client, "ceiling GET /one-query", "GET", "/one-query", {}, None)
-    finally:
-        await proxy.close()
+    port = free_port()
+    env = {**env_for(through(url)), "ACCESS_API_MAIL_DISPATCHER": "false"}
+    argv = uvicorn_argv(sys.executable, "access_api.main:create_app", port, factory=True)
+    with serve("access-api-counted", argv, env, port, "/readyz") as counted:
+        async with httpx.AsyncClient(base_url=counted.base_url, timeout=30) as client:
+            for route in routes:
+                await count(client, *route)
+    port = free_port()
+    argv = uvicorn_argv(sys.executable, "bench.ceiling:app", port)
+    ceiling_env = {"BENCH_CEILING_DSN": through(dsn)}
+    with serve("ceiling-counted", argv, ceiling_env, port, "/one-query") as ceiling:
+        async with httpx.AsyncClient(base_url=ceiling.base_url, timeout=30) as client:
+            await count(client, "ceiling GET /one-query", "GET", "/one-query", {}, None)
     return counts
 
 

@@ -11,8 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import threading
+from collections.abc import Iterator
 
 _PROTOCOL_3 = 196608
+
+
+@contextlib.contextmanager
+def counting_proxy(target_host: str, target_port: int) -> Iterator[CountingProxy]:
+    """The proxy on an event loop of its own thread: the bench's loop blocks now and then
+    (waiting for a server to start), and the proxy must keep forwarding meanwhile."""
+    proxy = CountingProxy(target_host, target_port)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="counting-proxy", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(timeout=10)
+    try:
+        yield proxy
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
 
 
 class CountingProxy:
