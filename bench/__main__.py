@@ -66,16 +66,28 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                 report["me_api_key"]["ratio_to_ceiling"] = measures.ratio(
                     report["me_api_key"]["rps"], report["ceiling"]["rps"]
                 )
+                report["me_api_key"]["cpu_ratio_to_ceiling"] = measures.ratio(
+                    report["ceiling"]["cpu_ms_per_request"],
+                    report["me_api_key"]["cpu_ms_per_request"],
+                )
                 report["peer"] = await peer_me()
                 if "rps" in report["peer"]:
                     report["me_api_key"]["ratio_to_peer"] = measures.ratio(
                         report["me_api_key"]["rps"], report["peer"]["rps"]
+                    )
+                    report["me_api_key"]["cpu_ratio_to_peer"] = measures.ratio(
+                        report["peer"]["cpu_ms_per_request"],
+                        report["me_api_key"]["cpu_ms_per_request"],
                     )
             if "inherited" in wanted:
                 path = f"/v1/tenants/{msp.client_id}"
                 report["inherited_read"] = await measures.throughput(server, path, msp.api_key)
                 report["inherited_read"]["ratio_to_ceiling"] = measures.ratio(
                     report["inherited_read"]["rps"], report["ceiling"]["rps"]
+                )
+                report["inherited_read"]["cpu_ratio_to_ceiling"] = measures.ratio(
+                    report["ceiling"]["cpu_ms_per_request"],
+                    report["inherited_read"]["cpu_ms_per_request"],
                 )
             if "decision" in wanted:
                 report["permission_decision"] = await measures.permission_decision(url, msp)
@@ -218,8 +230,11 @@ async def peer_me() -> dict[str, Any]:
 
 TARGETS = (
     ("me_api_key.ratio_to_ceiling", ">=", 0.6, "GET /v1/me (API key) / one-query ceiling"),
+    ("me_api_key.cpu_ratio_to_ceiling", ">=", 0.6, "  the same by server CPU per request"),
     ("me_api_key.ratio_to_peer", ">=", 4.0, "GET /v1/me (API key) / fastapi-users /users/me"),
+    ("me_api_key.cpu_ratio_to_peer", ">=", 4.0, "  the same by server CPU per request"),
     ("inherited_read.ratio_to_ceiling", ">=", 0.5, "read on a client via a root grant / ceiling"),
+    ("inherited_read.cpu_ratio_to_ceiling", ">=", 0.5, "  the same by server CPU per request"),
     ("permission_decision.p99_ms", "<=", 0.5, "permission decision p99 (ms)"),
     ("postgresql.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (PostgreSQL)"),
     ("sqlite.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (SQLite)"),

@@ -28,11 +28,19 @@ async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict
     """Requests per second at CONNECTIONS in flight, after a short warm-up."""
     url = server.base_url + path
     await wrk_async(url, seconds=2, connections=CONNECTIONS, headers=headers)
+    cpu_before = server.cpu_seconds()
     async with rss_sampler(server) as rss:
         load = await wrk_async(url, seconds=DURATION, connections=CONNECTIONS, headers=headers)
+    cpu = server.cpu_seconds() - cpu_before
     if load.non_2xx or load.errors:
         raise RuntimeError(f"{server.name} {path}: {load.non_2xx} non-2xx, {load.errors} errors")
-    return {**load.as_dict(), "rss_max_mb": round(max(rss), 1)}
+    return {
+        **load.as_dict(),
+        # The server's own CPU per request: comparable across runs on a busy shared machine,
+        # where requests per second are not.
+        "cpu_ms_per_request": round(cpu * 1000 / max(load.requests, 1), 3),
+        "rss_max_mb": round(max(rss), 1),
+    }
 
 
 async def list_page_p50(server: Server, msp: Msp) -> dict[str, Any]:
