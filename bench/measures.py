@@ -28,11 +28,19 @@ async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict
     """Requests per second at CONNECTIONS in flight, after a short warm-up."""
     url = server.base_url + path
     await wrk_async(url, seconds=2, connections=CONNECTIONS, headers=headers)
+    cpu_before = server.cpu_seconds()
     async with rss_sampler(server) as rss:
         load = await wrk_async(url, seconds=DURATION, connections=CONNECTIONS, headers=headers)
+    cpu = server.cpu_seconds() - cpu_before
     if load.non_2xx or load.errors:
         raise RuntimeError(f"{server.name} {path}: {load.non_2xx} non-2xx, {load.errors} errors")
-    return {**load.as_dict(), "rss_max_mb": round(max(rss), 1)}
+    return {
+        **load.as_dict(),
+        # The server's own CPU per request: comparable across runs on a busy shared machine,
+        # where requests per second are not.
+        "cpu_ms_per_request": round(cpu * 1000 / max(load.requests, 1), 3),
+        "rss_max_mb": round(max(rss), 1),
+    }
 
 
 async def list_page_p50(server: Server, msp: Msp) -> dict[str, Any]:
@@ -57,6 +65,7 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
         rss_sampler(server, every=0.02) as rss,
     ):
         started = time.perf_counter()
+        cpu_before = server.cpu_seconds()
         async with client.stream(
             "GET", f"/v1/tenants/{msp.root_id}/users/export", headers=msp.api_key
         ) as answer:
@@ -64,6 +73,7 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
             async for chunk in answer.aiter_raw():
                 rows += chunk.count(b"\n")
         elapsed = time.perf_counter() - started
+        cpu = server.cpu_seconds() - cpu_before
     rows -= 1  # the header
     if rows != expected_rows:
         raise RuntimeError(f"export gave {rows} rows, expected {expected_rows}")
@@ -71,6 +81,9 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
         "rows": rows,
         "seconds": round(elapsed, 2),
         "rows_per_s": round(rows / elapsed),
+        # Rows per second of the server's own CPU: what the rate would be with a core to itself
+        # (PostgreSQL's work for the query is not in it).
+        "rows_per_server_cpu_s": round(rows / max(cpu, 1e-9)),
         "rss_before_mb": round(rss[0], 1),
         "rss_growth_mb": round(max(rss) - rss[0], 1),
     }
@@ -199,3 +212,27 @@ async def with_root_policy(server: Server, msp: Msp, url: str, rounds: int = 3) 
             "ratio": ratio(with_policy, without),
         }
     return report
+
+
+def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
+    """argon2id alone: password verifications per second on `threads` threads, nothing else
+    running, at the parameters the service uses (a login verifies one hash)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from access_api.services.passwords import _HASHER  # noqa: PLC0415
+
+    stored = _HASHER.hash(ADMIN_PASSWORD)
+    deadline = time.perf_counter() + seconds
+
+    def verify_until_deadline() -> int:
+        done = 0
+        while time.perf_counter() < deadline:
+            assert _HASHER.verify(ADMIN_PASSWORD, stored)
+            done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(lambda _: verify_until_deadline(), range(threads)))
+    elapsed = time.perf_counter() - started
+    return {"threads": threads, "verifications_per_s": round(sum(counts) / elapsed, 1)}

@@ -12,11 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from access_api import errors
+from access_api import errors, metrics
 from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
@@ -192,11 +191,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
-    Instrumentator(
-        should_group_status_codes=False,
-        excluded_handlers=["/metrics"],
-        registry=CollectorRegistry(),
-    ).instrument(app).expose(app, include_in_schema=True, tags=["operations"])
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry())
     app.add_middleware(RequestContext)
     _document_problems(app)
     return app

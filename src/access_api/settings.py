@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = 5.0
     db_pool_size: int = 10
     db_pool_timeout_seconds: float = 3.0
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when the database is reached through a pooler in "
+        "transaction mode (PgBouncer): no prepared statement outlives its transaction",
+    )
 
     mail_dispatcher: bool = Field(
         default=True,
