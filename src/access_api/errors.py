@@ -64,9 +64,11 @@ STATUS: dict[type[e.DomainError], int] = {
 EDGE_PROBLEMS: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "This method is not allowed on this resource"),
     "not_acceptable": (406, "Not acceptable"),
+    "request_timeout": (408, "The request took too long to arrive"),
     "payload_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "Send the body as application/json"),
     "database_unavailable": (503, "The database is unavailable; retry shortly"),
+    "schema_behind": (503, "The database schema is behind this release"),
     "internal_error": (500, "Something went wrong on our side"),
 }
 
@@ -180,7 +182,12 @@ def validation_problem(request: Request, error: RequestValidationError) -> JSONR
 
 
 def _http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+    }
     code = codes.get(error.status_code, "http_error")
     title = e.NotFound.title if code == "not_found" else EDGE_PROBLEMS.get(code, (0, "Error"))[1]
     return problem(
@@ -188,7 +195,7 @@ def _http_problem(request: Request, error: StarletteHTTPException) -> JSONRespon
         status=error.status_code,
         code=code,
         title=title,
-        detail=str(error.detail) if error.detail else title,
+        detail=title if code == "payload_too_large" else str(error.detail or title),
         headers=dict(error.headers or {}),
     )
 
@@ -265,7 +272,9 @@ def install(app: FastAPI) -> None:
 
 
 def internal_problem(request: Request, error: BaseException) -> JSONResponse:
-    log.error("unhandled error", exc_info=error)
+    # Passed explicitly: this may run after the request's logging context has ended.
+    request_id = getattr(request.state, "request_id", None)
+    log.error("unhandled error", exc_info=error, extra={"request_id": request_id})
     status, title = EDGE_PROBLEMS["internal_error"]
     return problem(
         request,

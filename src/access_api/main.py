@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
@@ -18,7 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api import errors
 from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
-from access_api.logs import request_id_var
+from access_api.domain.errors import Unauthenticated
+from access_api.errors import problem_responses
+from access_api.logs import redact_query, request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
     agents,
@@ -45,6 +51,7 @@ from access_api.state import AppState
 
 VERSION = "0.1.0"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+access_log = logging.getLogger("access_api.access")
 
 DESCRIPTION = """
 Multi-tenant user and access management for managed service providers.
@@ -61,7 +68,9 @@ return an `ETag` and PATCH honours `If-Match`.
 
 class RequestContext:
     """Give every request an id (X-Request-ID, echoed) and secure-by-default headers: answers
-    carry tokens and personal data, so no cache may keep them."""
+    carry tokens and personal data, so no cache may keep them. Log one line per request (its
+    id, route template, status, duration; credentials in the query redacted), and a bug's
+    traceback under the request's id, answered here as a 500 problem."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -70,13 +79,17 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started_at = time.perf_counter()
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        status = 0
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 headers.setdefault("Cache-Control", "no-store")
@@ -85,8 +98,51 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception as error:
+            if status:
+                raise
+            await errors.internal_problem(Request(scope, receive), error)(
+                scope, receive, send_with_headers
+            )
         finally:
+            _log_request(scope, status, time.perf_counter() - started_at)
             request_id_var.reset(token)
+
+
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    query = redact_query(scope.get("query_string", b"").decode("latin-1"))
+    target = scope["path"] + (f"?{query}" if query else "")
+    duration_ms = round(seconds * 1000, 1)
+    access_log.info(
+        "%s %s %s %.1fms",
+        scope["method"],
+        target,
+        status,
+        duration_ms,
+        extra={
+            "method": scope["method"],
+            "path": target,
+            "route": template,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )
+
+
+def _metrics_token(settings: Settings) -> Callable[[Request], None]:
+    """With ACCESS_API_METRICS_TOKEN set, /metrics answers only to that bearer token."""
+    expected = settings.metrics_token
+
+    def check(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise Unauthenticated("/metrics needs the metrics bearer token")
+
+    return check
 
 
 def create_app(
@@ -143,6 +199,7 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
     for router in (
@@ -178,7 +235,15 @@ def create_app(
         should_group_status_codes=False,
         excluded_handlers=["/metrics"],
         registry=CollectorRegistry(),
-    ).instrument(app).expose(app, include_in_schema=True, tags=["operations"])
+    ).instrument(app).expose(
+        app,
+        include_in_schema=True,
+        tags=["operations"],
+        summary="Prometheus metrics (text exposition format)",
+        dependencies=[Depends(_metrics_token(settings))],
+        response_class=PlainTextResponse,
+        responses=problem_responses(Unauthenticated),
+    )
     app.add_middleware(RequestContext)
     _document_problems(app)
     return app

@@ -14,8 +14,11 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,12 +121,99 @@ class _Idempotency:
             await session.commit()
 
 
+# Control characters (C0, DEL, C1) are refused in every string; tab, newline and carriage
+# return only outside names. Names also refuse bidi overrides and zero-width characters, which
+# make one name look like another.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NAME_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def _refuse(field: str, code: str, message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError(field, code, message)])
+
+
+def _screen_text(field: str, value: str) -> None:
+    name = field.rsplit(".", 1)[-1]
+    pattern = _NAME_UNSAFE if name.endswith("name") else _CONTROL
+    if pattern.search(value):
+        raise _refuse(field, "invalid_characters", "must not contain control characters")
+
+
+def _screen_json(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        _screen_text(field or "body", value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _screen_text(f"{field}.{key}" if field else key, key)
+            _screen_json(item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _screen_json(item, f"{field}.{index}" if field else str(index))
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _refuse(key, "duplicate_key", "appears more than once in the JSON object")
+        found[key] = value
+    return found
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def screen_parameters(request: Request) -> None:
+    """No control character in a path or query parameter, on any route."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            _screen_text(name, value)
+    for name, value in request.query_params.multi_items():
+        _screen_text(name, value)
+
+
+async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
+    """What FastAPI lets through and the contract does not: a body that is not JSON (415), bad
+    JSON (422), a key twice, a control character, and lax values ("60" for a number, "yes" for
+    a boolean): JSON bodies are validated strictly, by JSON's own types."""
+    raw = await request.body()
+    if not raw:
+        return
+    if not _is_json(request.headers.get("content-type")):
+        raise HTTPException(415, "Send the body as application/json")
+    try:
+        document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # A validation problem like any other bad body (422, documented on every operation
+        # with a body), never FastAPI's undocumented 400.
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"not valid JSON: {error}"}]
+        ) from error
+    _screen_json(document, "")
+    try:
+        body_type.validate_json(raw, strict=True)
+    except PydanticValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+        ) from error
+
+
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        body_type = TypeAdapter(self.body_field.field_info.annotation) if self.body_field else None
 
         async def run(request: Request) -> Response:
             state: AppState = request.app.state.access
+            screen_parameters(request)
+            if body_type is not None and request.method not in SAFE_METHODS:
+                await screen_body(request, body_type)
             key = request.headers.get(IDEMPOTENCY_HEADER)
             idempotency: _Idempotency | None = None
             if key is not None and request.method not in SAFE_METHODS:
