@@ -55,7 +55,8 @@ def alembic_config(database_url: str | None = None) -> Config:
 def head_revision() -> str:
     """The revision the code expects the database schema to be at."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "no migrations found"
+    if head is None:
+        raise RuntimeError(f"no migrations in {migrations_directory()}")
     return head
 
 
