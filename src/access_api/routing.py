@@ -207,7 +207,8 @@ async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
-        body_type = TypeAdapter(self.body_field.field_info.annotation) if self.body_field else None
+        annotation: Any = self.body_field.field_info.annotation if self.body_field else None
+        body_type = TypeAdapter[Any](annotation) if annotation is not None else None
 
         async def run(request: Request) -> Response:
             state: AppState = request.app.state.access
