@@ -27,7 +27,11 @@ _SECRET_PARAMETER = re.compile(r"(?i)(^|[&;])((?:[^=&;]*token|[^=&;]*key|secret|
 REDACTED = "[redacted]"
 
 # Attributes every LogRecord has; anything else on a record was passed in `extra`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's message with terminal colours
+}
 
 
 def redact_query(query: str) -> str:

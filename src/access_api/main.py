@@ -124,6 +124,7 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
         extra={
             "method": scope["method"],
             "path": target,
+            "client": (scope.get("client") or ("-",))[0],
             "route": template,
             "status": status,
             "duration_ms": duration_ms,
