@@ -200,6 +200,11 @@ def _http_problem(request: Request, error: StarletteHTTPException) -> JSONRespon
     )
 
 
+def edge_problem(request: Request, code: str, detail: str | None = None) -> JSONResponse:
+    status, title = EDGE_PROBLEMS[code]
+    return problem(request, status=status, code=code, title=title, detail=detail or title)
+
+
 def unavailable_problem(request: Request) -> JSONResponse:
     status, title = EDGE_PROBLEMS["database_unavailable"]
     return problem(

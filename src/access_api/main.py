@@ -72,8 +72,9 @@ class RequestContext:
     id, route template, status, duration; credentials in the query redacted), and a bug's
     traceback under the request's id, answered here as a 500 problem."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,7 +98,14 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if self._declares_too_much(scope):
+                # Refused before reading a byte. A streamed body is cut by FastAPI's limit
+                # while read (max_body_size on each router, below).
+                await errors.edge_problem(Request(scope), "payload_too_large")(
+                    scope, receive, send_with_headers
+                )
+            else:
+                await self.app(scope, receive, send_with_headers)
         except Exception as error:
             if status:
                 raise
@@ -107,6 +115,14 @@ class RequestContext:
         finally:
             _log_request(scope, status, time.perf_counter() - started_at)
             request_id_var.reset(token)
+
+    def _declares_too_much(self, scope: Scope) -> bool:
+        if self.max_body_bytes is None:
+            return False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_body_bytes
+        return False
 
 
 def _log_request(scope: Scope, status: int, seconds: float) -> None:
@@ -128,6 +144,7 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
             "route": template,
             "status": status,
             "duration_ms": duration_ms,
+            "request_id": scope["state"].get("request_id"),
         },
     )
 
@@ -200,7 +217,6 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
     for router in (
@@ -223,7 +239,11 @@ def create_app(
         two_factor_resets.router,
         two_factor_resets.public_router,
     ):
-        app.include_router(router)
+        # FastAPI's body limit, per route rather than app-wide: the app-wide one answers a
+        # too-large Content-Length in plain text whatever the app sends, while a route's
+        # refusal while reading reaches errors.py (HTTPException 413) as a problem.
+        # RequestContext refuses a too-large Content-Length up front, as a problem.
+        app.include_router(router, max_body_size=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -245,7 +265,7 @@ def create_app(
         response_class=PlainTextResponse,
         responses=problem_responses(Unauthenticated),
     )
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
     return app
 

@@ -33,8 +33,13 @@ def _reachable_by_others(path: Path) -> bool:
 
 def base_python() -> str | None:
     """A Python 3.11+ the unprivileged user can run (ours may live in root's home)."""
-    candidates = [sys.executable, *(shutil.which(name, path="/usr/local/bin:/usr/bin") for name
-                                    in ("python3.13", "python3.12", "python3.11"))]
+    candidates = [
+        sys.executable,
+        *(
+            shutil.which(name, path="/usr/local/bin:/usr/bin")
+            for name in ("python3.13", "python3.12", "python3.11")
+        ),
+    ]
     for candidate in candidates:
         if candidate and _reachable_by_others(Path(candidate).resolve()):
             base = subprocess.run(  # noqa: S603
@@ -225,8 +230,8 @@ def test_the_installed_wheel_migrates_bootstraps_and_serves_as_an_unprivileged_u
     # (runuser may print its own notice on the same line as a log line as the server stops)
     lines = [json.loads(line[line.index("{") :]) for line in output.splitlines() if "{" in line]
     requests = [line for line in lines if line["logger"] == "access_api.access"]
-    assert any(
-        line["route"] == "/v1/auth/login" and line["status"] == 200 for line in requests
-    ), output
+    assert any(line["route"] == "/v1/auth/login" and line["status"] == 200 for line in requests), (
+        output
+    )
     assert all(line["request_id"] != "-" for line in requests)
     assert {line["client"] for line in requests} == {"127.0.0.1"}
