@@ -105,7 +105,7 @@ def image() -> Iterator[Path]:
         assert PYTHON is not None
         subprocess.run([PYTHON, "-m", "venv", str(venv)], check=True, timeout=120)  # noqa: S603
         install = marked("install").removeprefix("RUN ")
-        install = install.replace("/tmp/constraints.txt", str(ROOT / "constraints.txt"))
+        install = install.replace("/tmp/constraints.txt", str(ROOT / "constraints.txt"))  # noqa: S108
         wheel = next(wheels.glob("*.whl"))
         install = install.replace("/wheels/*.whl", str(wheel))
         assert install.startswith("pip install ")
@@ -158,7 +158,7 @@ def serve(image: Path) -> tuple[subprocess.Popen[str], str]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310
                 return server, base
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
@@ -175,7 +175,7 @@ def stop(server: subprocess.Popen[str]) -> str:
 
 def get(url: str) -> tuple[int, dict[str, object]]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
