@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
@@ -212,7 +213,9 @@ def create_app(
             if database is None:
                 await db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the package, not from a CDN: they
+    # work on a network without the internet, and no third party sees who reads them.
+    app = FastAPIOffline(
         title="access-api",
         version=VERSION,
         description=DESCRIPTION,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -245,3 +246,16 @@ class TestOperations:
         assert errors
         assert all(getattr(r, "request_id", None) == "bug-7" for r in errors)
         assert errors[0].exc_info is not None
+
+
+class TestDocs:
+    @pytest.mark.parametrize("page", ["/docs", "/redoc"])
+    async def test_are_served_whole_from_the_service(self, world: World, page: str) -> None:
+        html = (await world.client.get(page)).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert assets
+        assert not [asset for asset in assets if "//" in asset], "an asset from another host"
+        for asset in assets:
+            response = await world.client.get(asset)
+            assert response.status_code == 200, asset
+        assert "fonts.googleapis" not in html
