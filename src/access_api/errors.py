@@ -189,6 +189,9 @@ def _http_problem(request: Request, error: StarletteHTTPException) -> JSONRespon
         415: "unsupported_media_type",
     }
     code = codes.get(error.status_code, "http_error")
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     title = e.NotFound.title if code == "not_found" else EDGE_PROBLEMS.get(code, (0, "Error"))[1]
     return problem(
         request,
@@ -196,8 +199,17 @@ def _http_problem(request: Request, error: StarletteHTTPException) -> JSONRespon
         code=code,
         title=title,
         detail=title if code == "payload_too_large" else str(error.detail or title),
-        headers=dict(error.headers or {}),
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the most specific routes on this path answer (Starlette names only the
+    first route's)."""
+    from access_api.routing import methods_on  # noqa: PLC0415 - routing imports this module
+
+    found = methods_on(request)
+    return ", ".join(sorted(found[min(found)])) if found else ""
 
 
 def edge_problem(request: Request, code: str, detail: str | None = None) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import logging
 import re
@@ -43,6 +44,7 @@ from access_api.routers import (
     two_factor_resets,
     users,
 )
+from access_api.routing import text_pattern
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
@@ -273,8 +275,36 @@ def create_app(
     return app
 
 
+_BODY_PROBLEMS = {
+    str(status): {
+        "description": f"Problem: `{code}`",
+        "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for code, (status, _) in errors.EDGE_PROBLEMS.items()
+    if code in ("payload_too_large", "unsupported_media_type")
+}
+_FREE_FORMATS = (None, "password")
+
+
+def _state_text_rules(schema: dict[str, Any], field: str) -> None:
+    """Add routing's text rule, as a JSON Schema pattern, to each free string in a schema."""
+    free = schema.get("type") == "string" and schema.get("format") in _FREE_FORMATS
+    if free and not {"enum", "const", "pattern"} & schema.keys():
+        schema["pattern"] = text_pattern(field)
+    for name, item in schema.get("properties", {}).items():
+        _state_text_rules(item, name)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            _state_text_rules(schema[key], field)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for item in schema.get(key, []):
+            _state_text_rules(item, field)
+
+
 def _document_problems(app: FastAPI) -> None:
-    """Every route refers to the Problem schema; make sure the document defines it."""
+    """Every route refers to the Problem schema; make sure the document defines it. State
+    what the edge enforces on every route: no control characters in strings (a `pattern`),
+    and, on each operation with a body, 413 and 415."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -284,6 +314,15 @@ def _document_problems(app: FastAPI) -> None:
             problem = errors.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
+            for name, model in components.items():
+                if name not in ("Problem", "ProblemItem"):  # answers echo what was sent
+                    _state_text_rules(model, "")
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        _state_text_rules(parameter.get("schema", {}), parameter["name"])
+                    if "requestBody" in operation:
+                        operation["responses"].update(copy.deepcopy(_BODY_PROBLEMS))
             app.openapi_schema = schema
         return app.openapi_schema
 

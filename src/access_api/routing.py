@@ -12,11 +12,13 @@ import logging
 import re
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError
@@ -44,6 +46,26 @@ MAX_ATTEMPTS = 3
 _SEAL = "idempotency"
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def methods_on(request: Request) -> dict[int, set[str]]:
+    """The methods routes answer on this request's path, by how many parameters their path
+    has (a literal path, fewer, takes precedence over a parametrized one)."""
+    path = request.scope.get("path", "")
+    found: dict[int, set[str]] = {}
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            found.setdefault(str(route.path).count("{"), set()).update(route.methods)
+    return found
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _retryable(error: DBAPIError) -> bool:
@@ -124,10 +146,17 @@ class _Idempotency:
 # Control characters (C0, DEL, C1) are refused in every string; tab, newline and carriage
 # return only outside names. Names also refuse bidi overrides and zero-width characters, which
 # make one name look like another.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NAME_UNSAFE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
-)
+_CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_NAME_UNSAFE_CLASS = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
+_NAME_UNSAFE = re.compile(f"[{_NAME_UNSAFE_CLASS}]")
+# The same rules, as the contract states them (JSON Schema `pattern`, see main.py).
+TEXT_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
+NAME_PATTERN = f"^[^{_NAME_UNSAFE_CLASS}]*$"
+
+
+def text_pattern(field: str) -> str:
+    return NAME_PATTERN if field.endswith("name") else TEXT_PATTERN
 
 
 def _refuse(field: str, code: str, message: str) -> ValidationFailed:
@@ -135,8 +164,7 @@ def _refuse(field: str, code: str, message: str) -> ValidationFailed:
 
 
 def _screen_text(field: str, value: str) -> None:
-    name = field.rsplit(".", 1)[-1]
-    pattern = _NAME_UNSAFE if name.endswith("name") else _CONTROL
+    pattern = _NAME_UNSAFE if field.rsplit(".", 1)[-1].endswith("name") else _CONTROL
     if pattern.search(value):
         raise _refuse(field, "invalid_characters", "must not contain control characters")
 
@@ -151,6 +179,17 @@ def _screen_json(value: Any, field: str) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _screen_json(item, f"{field}.{index}" if field else str(index))
+
+
+def _whole_numbers(value: Any) -> Any:
+    """JSON has one number type: 60.0 is the integer 60 (as JSON Schema says), 60.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -197,7 +236,7 @@ async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
         ) from error
     _screen_json(document, "")
     try:
-        body_type.validate_json(raw, strict=True)
+        body_type.validate_json(json.dumps(_whole_numbers(document)), strict=True)
     except PydanticValidationError as error:
         raise RequestValidationError(
             [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
@@ -205,6 +244,24 @@ async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
 
 
 class TransactionalRoute(APIRoute):
+    def _refuse_method_on_an_action(self, request: Request) -> None:
+        """/invitations/delete is an action (POST), not the invitation whose id is "delete":
+        another method there is 405 with the action's Allow, not a 422 about an id."""
+        values = [request.path_params.get(name) for name in self._id_parameters]
+        if all(value is None or _is_uuid(value) for value in values):
+            return
+        owners = methods_on(request)
+        if owners and min(owners) < self.path_format.count("{"):
+            raise HTTPException(405)
+
+    @cached_property
+    def _id_parameters(self) -> tuple[str, ...]:
+        return tuple(
+            field.name
+            for field in self.dependant.path_params
+            if field.field_info.annotation is UUID
+        )
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         annotation: Any = self.body_field.field_info.annotation if self.body_field else None
@@ -212,6 +269,7 @@ class TransactionalRoute(APIRoute):
 
         async def run(request: Request) -> Response:
             state: AppState = request.app.state.access
+            self._refuse_method_on_an_action(request)
             screen_parameters(request)
             if body_type is not None and request.method not in SAFE_METHODS:
                 await screen_body(request, body_type)
