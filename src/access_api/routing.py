@@ -11,9 +11,9 @@ import json
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from fastapi import HTTPException, Request, Response
@@ -208,6 +208,28 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def screen_times(request: Request, names: tuple[str, ...]) -> None:
+    """A time in a query is an ISO 8601 date-time with its offset (`Z` for UTC): not a number
+    of seconds, not a local time of unknown zone; and a range (since, until) does not end
+    before it starts."""
+    found: dict[str, datetime] = {}
+    for name in names:
+        value = request.query_params.get(name)
+        if value is None:
+            continue
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+            raise _refuse(
+                name, "invalid_datetime", "must be an ISO 8601 date-time with an offset or Z"
+            )
+        found[name] = parsed
+    if "since" in found and "until" in found and found["since"] > found["until"]:
+        raise _refuse("since", "invalid_range", "must not be after until")
+
+
 def screen_parameters(request: Request) -> None:
     """No control character in a path or query parameter, on any route."""
     for name, value in request.path_params.items():
@@ -255,6 +277,15 @@ class TransactionalRoute(APIRoute):
             raise HTTPException(405)
 
     @cached_property
+    def _time_parameters(self) -> tuple[str, ...]:
+        fields = self.dependant.query_params
+        return tuple(
+            field.alias
+            for field in fields
+            if datetime in (field.field_info.annotation, *get_args(field.field_info.annotation))
+        )
+
+    @cached_property
     def _id_parameters(self) -> tuple[str, ...]:
         return tuple(
             field.name
@@ -271,6 +302,7 @@ class TransactionalRoute(APIRoute):
             state: AppState = request.app.state.access
             self._refuse_method_on_an_action(request)
             screen_parameters(request)
+            screen_times(request, self._time_parameters)
             if body_type is not None and request.method not in SAFE_METHODS:
                 await screen_body(request, body_type)
             key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -259,3 +259,56 @@ class TestDocs:
             response = await world.client.get(asset)
             assert response.status_code == 200, asset
         assert "fonts.googleapis" not in html
+
+
+class TestMethods:
+    async def test_405_lists_every_method_of_the_resource(self, world: World, msp: Msp) -> None:
+        response = await world.client.put("/v1/me", headers=msp.admin.headers)
+        assert_problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET, PATCH"
+
+    async def test_another_method_on_an_action_path_is_405_not_a_bad_id(
+        self, world: World, msp: Msp
+    ) -> None:
+        response = await world.client.patch(
+            f"/v1/tenants/{msp.id}/invitations/delete",
+            json={"ids": [str(msp.id)]},
+            headers=msp.admin.headers,
+        )
+        assert_problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "POST"
+        malformed = await world.client.get(
+            f"/v1/tenants/{msp.id}/invitations/not-an-id", headers=msp.admin.headers
+        )
+        assert_problem(malformed, 422, "validation_error")
+
+
+class TestTimes:
+    @pytest.mark.parametrize(
+        ("query", "field", "code"),
+        [
+            ("until=0.5", "until", "invalid_datetime"),
+            ("since=1700000000", "since", "invalid_datetime"),
+            ("since=2026-11-01T00:00:00", "since", "invalid_datetime"),
+            ("until=2026-11-01", "until", "invalid_datetime"),
+            ("since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "since", "invalid_range"),
+        ],
+    )
+    async def test_the_audit_range_is_refused_when_unclear(
+        self, world: World, msp: Msp, query: str, field: str, code: str
+    ) -> None:
+        response = await world.client.get(
+            f"/v1/tenants/{msp.id}/audit-events?{query}", headers=msp.admin.headers
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"][0]["field"] == field
+        assert body["errors"][0]["code"] == code
+
+    async def test_a_range_with_offsets_is_read(self, world: World, msp: Msp) -> None:
+        response = await world.client.get(
+            f"/v1/tenants/{msp.id}/audit-events",
+            params={"since": "2026-11-01T00:00:00+02:00", "until": "2026-12-01T00:00:00Z"},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["items"]
