@@ -32,6 +32,7 @@ from access_api.domain.errors import (
     ValidationFailed,
 )
 from access_api.errors import domain_problem
+from access_api.pagination import cursor_filters, filters_of
 from access_api.repositories.idempotency import IN_PROGRESS, IdempotencyRepository
 from access_api.state import AppState
 
@@ -303,6 +304,7 @@ class TransactionalRoute(APIRoute):
             self._refuse_method_on_an_action(request)
             screen_parameters(request)
             screen_times(request, self._time_parameters)
+            cursor_filters.set(filters_of(request.query_params.multi_items()))
             if body_type is not None and request.method not in SAFE_METHODS:
                 await screen_body(request, body_type)
             key = request.headers.get(IDEMPOTENCY_HEADER)

@@ -312,3 +312,25 @@ class TestTimes:
         )
         assert response.status_code == 200, response.text
         assert response.json()["items"]
+
+
+class TestCursors:
+    async def test_a_cursor_is_bound_to_its_filters(self, world: World, msp: Msp) -> None:
+        for prefix in ("acme-one", "acme-two", "acme-three"):
+            await world.tenant(msp.id, by=msp.admin, prefix=prefix)
+        url = f"/v1/tenants/{msp.id}/clients"
+        first = await world.client.get(
+            url, params={"limit": 1, "q": "acme"}, headers=msp.admin.headers
+        )
+        cursor = first.json()["next_cursor"]
+        assert cursor
+        same = await world.client.get(
+            url, params={"limit": 1, "q": "acme", "cursor": cursor}, headers=msp.admin.headers
+        )
+        assert same.status_code == 200, same.text
+        other = await world.client.get(
+            url, params={"limit": 1, "q": "one", "cursor": cursor}, headers=msp.admin.headers
+        )
+        body = assert_problem(other, 422, "validation_error")
+        assert body["errors"][0]["code"] == "invalid_cursor"
+        assert "filters" in body["errors"][0]["message"]
