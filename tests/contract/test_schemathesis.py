@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.contract.test_readme import cli, free_port
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 PASSWORD = "schemathesis password 1"
 EXAMPLES = "10"  # per operation and phase
 SEED = "20261129"
@@ -33,6 +34,7 @@ def schemathesis(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "--workers", "1", "--no-color", "--generation-database", "none",
             "--output-sanitize", "false", *args,
         ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=cwd, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
 

@@ -54,6 +54,7 @@ from access_api.routers.common import (
     IdList,
     Limit,
     ListPage,
+    Phone,
     api_router,
     check_if_match,
     page_of,
@@ -208,7 +209,7 @@ class AcceptRequest(Body):
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=40)
+    phone: Phone | None = Field(default=None, max_length=40)
 
 
 InvitationSort = Literal[

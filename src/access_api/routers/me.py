@@ -24,7 +24,7 @@ from access_api.domain.audit import ActorKind
 from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
-from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
+from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, Phone, api_router
 from access_api.routers.users import UserOut
 
 router = api_router(prefix="/v1/me", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
@@ -93,7 +93,7 @@ async def get_me(found: Authentication, users: Users, grants: Access, now: Now) 
 class MePatch(Body):
     first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+    phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
     email: str | None = Field(
         default=None, description="Fixed for life: only the current value is accepted"
     )
