@@ -108,6 +108,7 @@ def test_the_postgresql_section_creates_the_database_it_uses() -> None:
     block = match.group(1)
     url = re.search(r"ACCESS_API_DATABASE_URL=\S+/(\w+)", block)
     created = re.search(r"createdb .*?(\w+)\s*(#|$)", block, re.MULTILINE)
-    assert url and created, block
+    assert url, block
+    assert created, block
     assert created.group(1) == url.group(1)
     assert block.index("createdb") < block.index("access-api migrate")
