@@ -11,11 +11,12 @@ from typing import Any
 import uvicorn
 import yaml
 from alembic import command
-from alembic.config import Config
 
 from access_api.bootstrap import bootstrap, offline_state
-from access_api.db import Database
+from access_api.db import Database, alembic_config, head_revision
 from access_api.domain.errors import DomainError
+from access_api.domain.tenants import TenantKind
+from access_api.http_server import ReadDeadlineProtocol
 from access_api.logs import configure_logging
 from access_api.main import create_app
 from access_api.services.mailer import run_worker
@@ -23,22 +24,8 @@ from access_api.settings import InsecureConfiguration, Settings, get_settings
 from access_api.use_cases import Work
 
 
-def alembic_ini() -> Path:
-    """alembic.ini from the working directory, or from the source checkout we run from."""
-    for candidate in (
-        Path.cwd() / "alembic.ini",
-        Path(__file__).resolve().parents[2] / "alembic.ini",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise SystemExit("alembic.ini not found: run access-api from the project directory")
-
-
 def migrate(settings: Settings, revision: str = "head") -> None:
-    config = Config(str(alembic_ini()))
-    config.attributes["database_url"] = settings.database_url
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, revision)
+    command.upgrade(alembic_config(settings.database_url), revision)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -51,9 +38,23 @@ def openapi_yaml() -> str:
     return yaml.safe_dump(openapi_document(), sort_keys=False, allow_unicode=True, width=100)
 
 
+# Exit statuses of bootstrap, beside 0 (created, or that MSP exists already).
+REFUSED = 2
+PREFIX_TAKEN = 3
+
+
 async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str | None) -> int:
     database = Database.connect(settings)
     try:
+        revision = await database.schema_revision()
+        if revision != head_revision():
+            at = f"at revision {revision}" if revision else "not migrated"
+            print(  # noqa: T201
+                f"bootstrap refused: the database schema is {at}, this release needs "
+                f"{head_revision()}: run `access-api migrate` first",
+                file=sys.stderr,
+            )
+            return REFUSED
         async with database.session() as session:
             try:
                 result = await bootstrap(
@@ -65,15 +66,24 @@ async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str
                 )
             except DomainError as error:
                 print(f"bootstrap refused: {error.detail}", file=sys.stderr)  # noqa: T201
-                return 2
+                return REFUSED
             await session.commit()
     finally:
         await database.dispose()
     out = sys.stdout
     if not result.created:
+        found = result.tenant
+        if found.kind is not TenantKind.MSP:
+            print(  # noqa: T201
+                f"bootstrap refused: the domain prefix {found.domain_prefix!r} belongs to the "
+                f"{found.kind.value} account {found.name!r} ({found.id}), not to an MSP; "
+                "nothing changed. Choose another --domain-prefix.",
+                file=sys.stderr,
+            )
+            return PREFIX_TAKEN
         out.write(
-            f"An MSP with domain prefix {result.tenant.domain_prefix!r} already exists "
-            f"({result.tenant.name}, {result.tenant.id}); nothing changed.\n"
+            f"An MSP with domain prefix {found.domain_prefix!r} already exists "
+            f"({found.name}, {found.id}); nothing changed.\n"
         )
         return 0
     out.write(f"Created MSP {result.tenant.name!r} ({result.tenant.id})\n")
@@ -86,7 +96,7 @@ async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str
         out.write(f"Admin {result.admin_email}, with the password you gave.\n")
     out.write(
         "Log in:\n"
-        f"  curl -s -X POST {settings.public_url}/v1/auth/login "
+        f"  curl -s -X POST {(args.api_url or settings.api_url).rstrip('/')}/v1/auth/login "
         "-H 'Content-Type: application/json' \\\n"
         f'    -d \'{{"email": "{result.admin_email}", "password": "<password>"}}\'\n'
     )
@@ -95,15 +105,24 @@ async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.secret  # noqa: B018 - refuse an unsafe secret before binding a port
+    trusted = (
+        settings.forwarded_allow_ips
+        if args.forwarded_allow_ips is None
+        else (args.forwarded_allow_ips)
+    )
     uvicorn.run(
         "access_api.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # Nobody's X-Forwarded-For is believed unless configured: it would let any client pick
+        # the address the throttle counts and the audit trail records.
+        proxy_headers=bool(trusted.strip()),
+        forwarded_allow_ips=trusted.strip() or None,
+        http=ReadDeadlineProtocol,
         log_config=None,
+        access_log=False,  # main.AccessLog writes one line per request, with its request id
         server_header=False,
     )
     return 0
@@ -119,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies whose X-Forwarded-For is trusted for client addresses",
+        default=None,
+        help="proxies whose X-Forwarded-For is trusted for client addresses, comma-separated "
+        "or * (default: ACCESS_API_FORWARDED_ALLOW_IPS, empty: nobody)",
     )
 
     commands.add_parser("migrate", help="apply database migrations")
@@ -132,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     secret = boot.add_mutually_exclusive_group()
     secret.add_argument("--admin-password", help="generated (and printed once) when omitted")
     secret.add_argument("--admin-password-file", help="read the password from this file")
+    boot.add_argument(
+        "--api-url",
+        help="where the API answers, for the login command printed at the end (default: "
+        "ACCESS_API_API_URL; PUBLIC_URL is the web app's address, used in emails)",
+    )
 
     commands.add_parser("openapi", help="print the OpenAPI contract as YAML")
     commands.add_parser(
@@ -142,11 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
     if args.command == "openapi":
         sys.stdout.write(openapi_yaml())
         return 0
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "migrate":
             migrate(settings)

@@ -6,8 +6,12 @@ import asyncio
 import logging
 import uuid
 import weakref
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +30,35 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_STATISTICS_EVERY_SECONDS = 3600.0
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def migrations_directory() -> Path:
+    """The migrations shipped inside the installed package (the wheel carries them as
+    access_api/migrations), or the checkout's top-level migrations/ in a development install."""
+    packaged = _PACKAGE / "migrations"
+    return packaged if (packaged / "env.py").is_file() else _PACKAGE.parents[1] / "migrations"
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    """Alembic's configuration, built in code: migrate works from any directory, installed or
+    not, with no alembic.ini to find."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    config.set_main_option("path_separator", "os")
+    config.attributes["configure_logging"] = False
+    if database_url is not None:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The revision the code expects the database schema to be at."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations in {migrations_directory()}")
+    return head
 
 
 class Database:
@@ -108,6 +141,18 @@ class Database:
         except Exception:
             return False
         return True
+
+    async def schema_revision(self) -> str | None:
+        """The schema's Alembic revision; None on a database never migrated."""
+        try:
+            async with self.snapshot() as session:
+                found = await session.execute(text("SELECT version_num FROM alembic_version"))
+                return found.scalar_one_or_none()
+        except DBAPIError:
+            return None
+
+    async def schema_is_current(self) -> bool:
+        return await self.schema_revision() == head_revision()
 
     async def refresh_statistics(self) -> None:
         """SQLite has no autovacuum to keep planner statistics: without them it takes any

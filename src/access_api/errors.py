@@ -70,9 +70,11 @@ STATUS: dict[type[e.DomainError], int] = {
 EDGE_PROBLEMS: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "This method is not allowed on this resource"),
     "not_acceptable": (406, "Not acceptable"),
+    "request_timeout": (408, "The request took too long to arrive"),
     "payload_too_large": (413, "The request body is too large"),
     "unsupported_media_type": (415, "Send the body as application/json"),
     "database_unavailable": (503, "The database is unavailable; retry shortly"),
+    "schema_behind": (503, "The database schema is behind this release"),
     "internal_error": (500, "Something went wrong on our side"),
 }
 
@@ -201,17 +203,39 @@ def validation_problem(request: Request, error: RequestValidationError) -> JSONR
 
 
 def _http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    codes = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+    }
     code = codes.get(error.status_code, "http_error")
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     title = e.NotFound.title if code == "not_found" else EDGE_PROBLEMS.get(code, (0, "Error"))[1]
     return problem(
         request,
         status=error.status_code,
         code=code,
         title=title,
-        detail=str(error.detail) if error.detail else title,
-        headers=dict(error.headers or {}),
+        detail=title if code == "payload_too_large" else str(error.detail or title),
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the most specific routes on this path answer (Starlette names only the
+    first route's)."""
+    from access_api.routing import methods_on  # noqa: PLC0415 - routing imports this module
+
+    found = methods_on(request)
+    return ", ".join(sorted(found[min(found)])) if found else ""
+
+
+def edge_problem(request: Request, code: str, detail: str | None = None) -> JSONResponse:
+    status, title = EDGE_PROBLEMS[code]
+    return problem(request, status=status, code=code, title=title, detail=detail or title)
 
 
 def unavailable_problem(request: Request) -> JSONResponse:
@@ -286,7 +310,9 @@ def install(app: FastAPI) -> None:
 
 
 def internal_problem(request: Request, error: BaseException) -> JSONResponse:
-    log.error("unhandled error", exc_info=error)
+    # Passed explicitly: this may run after the request's logging context has ended.
+    request_id = getattr(request.state, "request_id", None)
+    log.error("unhandled error", exc_info=error, extra={"request_id": request_id})
     status, title = EDGE_PROBLEMS["internal_error"]
     return problem(
         request,

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api import errors, metrics
 from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
-from access_api.logs import request_id_var
+from access_api.logs import redact_query, request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
     agents,
@@ -41,6 +45,7 @@ from access_api.routers import (
     two_factor_resets,
     users,
 )
+from access_api.routing import text_pattern
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
@@ -50,6 +55,7 @@ from access_api.state import AppState
 
 VERSION = "0.1.0"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+access_log = logging.getLogger("access_api.access")
 
 DESCRIPTION = """
 Multi-tenant user and access management for managed service providers.
@@ -66,22 +72,29 @@ return an `ETag` and PATCH honours `If-Match`.
 
 class RequestContext:
     """Give every request an id (X-Request-ID, echoed) and secure-by-default headers: answers
-    carry tokens and personal data, so no cache may keep them."""
+    carry tokens and personal data, so no cache may keep them. Log one line per request (its
+    id, route template, status, duration; credentials in the query redacted), and a bug's
+    traceback under the request's id, answered here as a 500 problem."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started_at = time.perf_counter()
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        status = 0
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 headers.setdefault("Cache-Control", "no-store")
@@ -89,9 +102,55 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if self._declares_too_much(scope):
+                # Refused before reading a byte. A streamed body is cut by FastAPI's limit
+                # while read (max_body_size on each router, below).
+                await errors.edge_problem(Request(scope), "payload_too_large")(
+                    scope, receive, send_with_headers
+                )
+            else:
+                await self.app(scope, receive, send_with_headers)
+        except Exception as error:
+            if status:
+                raise
+            await errors.internal_problem(Request(scope, receive), error)(
+                scope, receive, send_with_headers
+            )
         finally:
+            _log_request(scope, status, time.perf_counter() - started_at)
             request_id_var.reset(token)
+
+    def _declares_too_much(self, scope: Scope) -> bool:
+        if self.max_body_bytes is None:
+            return False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_body_bytes
+        return False
+
+
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    query = redact_query(scope.get("query_string", b"").decode("latin-1"))
+    target = scope["path"] + (f"?{query}" if query else "")
+    duration_ms = round(seconds * 1000, 1)
+    access_log.info(
+        "%s %s %s %.1fms",
+        scope["method"],
+        target,
+        status,
+        duration_ms,
+        extra={
+            "method": scope["method"],
+            "path": target,
+            "client": (scope.get("client") or ("-",))[0],
+            "route": template,
+            "status": status,
+            "duration_ms": duration_ms,
+            "request_id": scope["state"].get("request_id"),
+        },
+    )
 
 
 def create_app(
@@ -143,7 +202,9 @@ def create_app(
             if database is None:
                 await db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the package, not from a CDN: they
+    # work on a network without the internet, and no third party sees who reads them.
+    app = FastAPIOffline(
         title="access-api",
         version=VERSION,
         description=DESCRIPTION,
@@ -173,15 +234,19 @@ def create_app(
         two_factor_resets.public_router,
         policies.router,
     ):
-        app.include_router(router)
-    app.include_router(password_resets.public_router)
-    app.include_router(password_resets.router)
-    app.include_router(sessions.router)
-    app.include_router(sessions.admin_router)
-    app.include_router(passkeys.router)
-    app.include_router(email_changes.router)
+        # FastAPI's body limit, per route rather than app-wide: the app-wide one answers a
+        # too-large Content-Length in plain text whatever the app sends, while a route's
+        # refusal while reading reaches errors.py (HTTPException 413) as a problem.
+        # RequestContext refuses a too-large Content-Length up front, as a problem.
+        app.include_router(router, max_body_size=settings.max_body_bytes)
+    app.include_router(password_resets.public_router, max_body_size=settings.max_body_bytes)
+    app.include_router(password_resets.router, max_body_size=settings.max_body_bytes)
+    app.include_router(sessions.router, max_body_size=settings.max_body_bytes)
+    app.include_router(sessions.admin_router, max_body_size=settings.max_body_bytes)
+    app.include_router(passkeys.router, max_body_size=settings.max_body_bytes)
+    app.include_router(email_changes.router, max_body_size=settings.max_body_bytes)
     if settings.hosted_pages:
-        app.include_router(pages.router)
+        app.include_router(pages.router, max_body_size=settings.max_body_bytes)
     pages.install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
@@ -193,13 +258,41 @@ def create_app(
         )
     app.include_router(metrics.router)
     app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry())
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
     return app
 
 
+_BODY_PROBLEMS = {
+    str(status): {
+        "description": f"Problem: `{code}`",
+        "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for code, (status, _) in errors.EDGE_PROBLEMS.items()
+    if code in ("payload_too_large", "unsupported_media_type")
+}
+_FREE_FORMATS = (None, "password")
+
+
+def _state_text_rules(schema: dict[str, Any], field: str) -> None:
+    """Add routing's text rule, as a JSON Schema pattern, to each free string in a schema."""
+    free = schema.get("type") == "string" and schema.get("format") in _FREE_FORMATS
+    if free and not {"enum", "const", "pattern"} & schema.keys():
+        schema["pattern"] = text_pattern(field)
+    for name, item in schema.get("properties", {}).items():
+        _state_text_rules(item, name)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            _state_text_rules(schema[key], field)
+    for key in ("anyOf", "oneOf", "allOf"):
+        for item in schema.get(key, []):
+            _state_text_rules(item, field)
+
+
 def _document_problems(app: FastAPI) -> None:
-    """Every route refers to the Problem schema; make sure the document defines it."""
+    """Every route refers to the Problem schema; make sure the document defines it. State
+    what the edge enforces on every route: no control characters in strings (a `pattern`),
+    and, on each operation with a body, 413 and 415."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -209,6 +302,15 @@ def _document_problems(app: FastAPI) -> None:
             problem = errors.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
+            for name, model in components.items():
+                if name not in ("Problem", "ProblemItem"):  # answers echo what was sent
+                    _state_text_rules(model, "")
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        _state_text_rules(parameter.get("schema", {}), parameter["name"])
+                    if "requestBody" in operation:
+                        operation["responses"].update(copy.deepcopy(_BODY_PROBLEMS))
             app.openapi_schema = schema
         return app.openapi_schema
 

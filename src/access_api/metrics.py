@@ -14,13 +14,18 @@ matched: a raw path would let any caller mint new series.
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from access_api.domain.errors import Unauthenticated
+from access_api.errors import problem_responses
 
 EXCLUDED = frozenset({"/metrics"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -88,7 +93,27 @@ class RequestMetrics:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Metrics", description="Endpoint that serves Prometheus metrics.")
+async def _metrics_token(request: Request) -> None:
+    """With ACCESS_API_METRICS_TOKEN set, /metrics answers only to that bearer token."""
+    expected = request.app.state.access.settings.metrics_token
+    if expected is None:
+        return
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise Unauthenticated("/metrics needs the metrics bearer token")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    description="Endpoint that serves Prometheus metrics.",
+    dependencies=[Depends(_metrics_token)],
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problem_responses(Unauthenticated),
+    },
+)
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.scope["state"]["metrics"]
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

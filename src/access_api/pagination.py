@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -29,6 +31,18 @@ class Page(Generic[T]):
 
 _PURPOSE = "cursor"
 _SIGNATURE_BYTES = 16
+_UNPAGED = frozenset({"cursor", "limit", "sort"})
+
+# The list filters of the request being answered (routing sets it): a cursor carries them, so
+# it cannot be replayed with other filters, whose page would start at a position of another
+# list.
+cursor_filters: ContextVar[str] = ContextVar("cursor_filters", default="")
+
+
+def filters_of(query: list[tuple[str, str]]) -> str:
+    """A short digest of a query's filters: every parameter but the paging ones."""
+    kept = sorted((name, value) for name, value in query if name not in _UNPAGED)
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:16] if kept else ""
 
 
 def _bad_cursor(message: str) -> ValidationFailed:
@@ -60,7 +74,9 @@ class Cursors:
     def encode(self, sort: str, after: tuple[Any, UUID] | None) -> str | None:
         if after is None:
             return None
-        data = json.dumps([sort, _pack(after[0]), str(after[1])], separators=(",", ":")).encode()
+        data = json.dumps(
+            [sort, _pack(after[0]), str(after[1]), cursor_filters.get()], separators=(",", ":")
+        ).encode()
         signature = self._keyring.sign(data, _PURPOSE)[:_SIGNATURE_BYTES]
         return base64.urlsafe_b64encode(signature + data).decode().rstrip("=")
 
@@ -76,10 +92,12 @@ class Cursors:
         if not hmac.compare_digest(expected, signature):
             raise _bad_cursor("not a cursor this service issued")
         try:
-            made_for, value, last_id = json.loads(data)
+            made_for, value, last_id, filters = json.loads(data)
             after = (_unpack(value), UUID(last_id))
         except (ValueError, TypeError) as exc:
             raise _bad_cursor("not a cursor this service issued") from exc
         if made_for != sort:
             raise _bad_cursor(f"this cursor was made for sort={made_for}; keep the same sort")
+        if filters != cursor_filters.get():
+            raise _bad_cursor("this cursor was made for other filters; keep the same filters")
         return after

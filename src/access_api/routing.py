@@ -11,11 +11,16 @@ import json
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any, get_args
+from uuid import UUID
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +33,7 @@ from access_api.domain.errors import (
     ValidationFailed,
 )
 from access_api.errors import domain_problem
+from access_api.pagination import cursor_filters, filters_of
 from access_api.repositories.idempotency import IN_PROGRESS, IdempotencyRepository
 from access_api.state import AppState
 
@@ -42,6 +48,26 @@ MAX_ATTEMPTS = 3
 _SEAL = "idempotency"
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def methods_on(request: Request) -> dict[int, set[str]]:
+    """The methods routes answer on this request's path, by how many parameters their path
+    has (a literal path, fewer, takes precedence over a parametrized one)."""
+    path = request.scope.get("path", "")
+    found: dict[int, set[str]] = {}
+    for route in iter_route_contexts(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and route.methods and regex.match(path):
+            found.setdefault(str(route.path).count("{"), set()).update(route.methods)
+    return found
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _retryable(error: DBAPIError) -> bool:
@@ -121,12 +147,169 @@ class _Idempotency:
             await session.commit()
 
 
+# Control characters (C0, DEL, C1) are refused in every string; tab, newline and carriage
+# return only outside names. Names also refuse bidi overrides and zero-width characters, which
+# make one name look like another.
+_CONTROL_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_NAME_UNSAFE_CLASS = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
+_NAME_UNSAFE = re.compile(f"[{_NAME_UNSAFE_CLASS}]")
+# The same rules, as the contract states them (JSON Schema `pattern`, see main.py).
+TEXT_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
+NAME_PATTERN = f"^[^{_NAME_UNSAFE_CLASS}]*$"
+
+
+def text_pattern(field: str) -> str:
+    return NAME_PATTERN if field.endswith("name") else TEXT_PATTERN
+
+
+def _refuse(field: str, code: str, message: str) -> ValidationFailed:
+    return ValidationFailed([FieldError(field, code, message)])
+
+
+def _screen_text(field: str, value: str) -> None:
+    pattern = _NAME_UNSAFE if field.rsplit(".", 1)[-1].endswith("name") else _CONTROL
+    if pattern.search(value):
+        raise _refuse(field, "invalid_characters", "must not contain control characters")
+
+
+def _screen_json(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        _screen_text(field or "body", value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _screen_text(f"{field}.{key}" if field else key, key)
+            _screen_json(item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _screen_json(item, f"{field}.{index}" if field else str(index))
+
+
+def _whole_numbers(value: Any) -> Any:
+    """JSON has one number type: 60.0 is the integer 60 (as JSON Schema says), 60.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _refuse(key, "duplicate_key", "appears more than once in the JSON object")
+        found[key] = value
+    return found
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def screen_times(request: Request, names: tuple[str, ...]) -> None:
+    """A time in a query is an ISO 8601 date-time with its offset (`Z` for UTC): not a number
+    of seconds, not a local time of unknown zone; and a range (since, until) does not end
+    before it starts."""
+    found: dict[str, datetime] = {}
+    for name in names:
+        value = request.query_params.get(name)
+        if value is None:
+            continue
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in value.upper():
+            raise _refuse(
+                name, "invalid_datetime", "must be an ISO 8601 date-time with an offset or Z"
+            )
+        found[name] = parsed
+    if "since" in found and "until" in found and found["since"] > found["until"]:
+        raise _refuse("since", "invalid_range", "must not be after until")
+
+
+def screen_parameters(request: Request) -> None:
+    """No control character in a path or query parameter, on any route."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str):
+            _screen_text(name, value)
+    for name, value in request.query_params.multi_items():
+        _screen_text(name, value)
+
+
+async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
+    """What FastAPI lets through and the contract does not: a body that is not JSON (415), bad
+    JSON (422), a key twice, a control character, and lax values ("60" for a number, "yes" for
+    a boolean): JSON bodies are validated strictly, by JSON's own types."""
+    raw = await request.body()
+    if not raw:
+        return
+    if not _is_json(request.headers.get("content-type")):
+        raise HTTPException(415, "Send the body as application/json")
+    try:
+        document = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # A validation problem like any other bad body (422, documented on every operation
+        # with a body), never FastAPI's undocumented 400.
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"not valid JSON: {error}"}]
+        ) from error
+    _screen_json(document, "")
+    try:
+        body_type.validate_json(json.dumps(_whole_numbers(document)), strict=True)
+    except PydanticValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
+        ) from error
+
+
 class TransactionalRoute(APIRoute):
+    def _refuse_method_on_an_action(self, request: Request) -> None:
+        """/invitations/delete is an action (POST), not the invitation whose id is "delete":
+        another method there is 405 with the action's Allow, not a 422 about an id."""
+        values = [request.path_params.get(name) for name in self._id_parameters]
+        if all(value is None or _is_uuid(value) for value in values):
+            return
+        owners = methods_on(request)
+        if owners and min(owners) < self.path_format.count("{"):
+            raise HTTPException(405)
+
+    @cached_property
+    def _time_parameters(self) -> tuple[str, ...]:
+        fields = self.dependant.query_params
+        return tuple(
+            field.alias
+            for field in fields
+            if datetime in (field.field_info.annotation, *get_args(field.field_info.annotation))
+        )
+
+    @cached_property
+    def _id_parameters(self) -> tuple[str, ...]:
+        return tuple(
+            field.name
+            for field in self.dependant.path_params
+            if field.field_info.annotation is UUID
+        )
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        annotation: Any = self.body_field.field_info.annotation if self.body_field else None
+        body_type = TypeAdapter[Any](annotation) if annotation is not None else None
 
         async def run(request: Request) -> Response:
             state: AppState = request.app.state.access
+            self._refuse_method_on_an_action(request)
+            screen_parameters(request)
+            screen_times(request, self._time_parameters)
+            cursor_filters.set(filters_of(request.query_params.multi_items()))
+            if body_type is not None and request.method not in SAFE_METHODS:
+                await screen_body(request, body_type)
             key = request.headers.get(IDEMPOTENCY_HEADER)
             idempotency: _Idempotency | None = None
             if key is not None and request.method not in SAFE_METHODS:

@@ -32,9 +32,34 @@ class Settings(BaseSettings):
     )
     secret_key_file: Path = Path(".access-api-secret")
     public_url: str = "http://127.0.0.1:8000"
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where clients reach this API (bootstrap prints its login command against "
+        "it); public_url is where people follow links from emails",
+    )
     smtp_url: SecretStr | None = None
     smtp_from: str = "access-api <no-reply@access-api.localhost>"
     cors_origins: list[str] = Field(default_factory=list)
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated proxy addresses (or *) whose X-Forwarded-For/-Proto are "
+        "trusted; empty (the default) trusts nobody, so clients cannot pick their address",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest request body, refused with 413 from Content-Length or while read",
+    )
+    request_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request (headers and body) must arrive whole within this; else 408",
+    )
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs `Authorization: Bearer <it>`"
+    )
 
     db_connect_timeout_seconds: float = 3.0
     db_statement_timeout_seconds: float = 5.0

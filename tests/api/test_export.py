@@ -76,7 +76,7 @@ class TestExport:
             )
         await world.client.patch(
             f"/v1/tenants/{msp.id}/users/{evil.user_id}",
-            json={"phone": "+1 555 0100"},
+            json={"phone": "+1 415 555 0123"},
             headers=msp.admin.headers,
         )
         response = await world.client.get(

@@ -780,7 +780,7 @@ class TestAccept:
         (user,) = await world.rows(sa.select(users).where(users.c.email_key == "ada@example.com"))
         assert user.password_hash.startswith("$argon2id$")
         assert NEW_PASSWORD not in user.password_hash
-        assert user.phone == "+44 20 7946 0000"
+        assert user.phone == "+442079460000"
         row = await invitation_row(world, made["id"])
         assert (row.status, row.token_hash, row.accepted_user_id, row.accepted_at) == (
             "accepted", None, user.id, world.clock.now(),

@@ -207,7 +207,8 @@ class TestMessages:
             f"/v1/tenants/{msp.id}/clients",
             json={
                 "kind": "client",
-                "name": "Tom & <b>Jerry</b>\r\nBcc: evil@example.com",
+                # (CR/LF in a name is refused at the edge now: tests/api/test_limits.py)
+                "name": "Tom & <b>Jerry</b> Bcc: evil@example.com",
                 "domain_prefix": "tom-jerry",
             },
             headers=msp.admin.headers,

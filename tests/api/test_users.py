@@ -128,7 +128,7 @@ class TestPatchUser:
             json={
                 "first_name": "Grace",
                 "last_name": "Hopper",
-                "phone": "+1 555 0100",
+                "phone": "+1 415 555 0123",
                 "session_timeout_minutes": 15,
             },
             headers=msp.admin.headers,
@@ -138,7 +138,7 @@ class TestPatchUser:
         assert (row.first_name, row.last_name, row.phone, row.session_timeout_minutes) == (
             "Grace",
             "Hopper",
-            "+1 555 0100",
+            "+14155550123",  # stored in E.164
             15,
         )
         (event,) = await world.rows(
@@ -365,7 +365,7 @@ class TestOwnProfile:
         )
         assert response.status_code == 200
         row = await _user_row(world, msp.admin.user_id)
-        assert (row.first_name, row.phone) == ("Ada", "+44 20 7946 0000")
+        assert (row.first_name, row.phone) == ("Ada", "+442079460000")
 
     async def test_not_their_email_nor_their_session_timeout(self, world: World, msp: Msp) -> None:
         before = await world.snapshot()

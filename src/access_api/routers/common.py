@@ -9,7 +9,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from access_api.domain import errors as e
 from access_api.domain.errors import PreconditionFailed
@@ -17,6 +18,7 @@ from access_api.domain.users import TwoFactor, User
 from access_api.errors import problem_responses
 from access_api.pagination import Cursors, Page
 from access_api.routing import TransactionalRoute
+from access_api.services import phones
 from access_api.use_cases.auth import NewSession
 
 T = TypeVar("T")
@@ -48,6 +50,30 @@ class Body(BaseModel):
     """A request body: a field the endpoint does not accept is refused, never ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _phone(value: str) -> str:
+    try:
+        return phones.normalize_phone(value)
+    except ValueError as error:
+        raise PydanticCustomError("invalid_phone", str(error)) from error
+
+
+Phone = Annotated[
+    str,
+    AfterValidator(_phone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "phone",
+            "maxLength": 40,
+            "description": "International form (+, country code, number; spaces allowed), "
+            'kept in E.164; "" clears it',
+            "examples": [phones.EXAMPLE],
+        }
+    ),
+]
+"""A phone number in a request body: validated and normalized to E.164."""
 
 
 class IdList(Body):

@@ -24,6 +24,7 @@ from access_api.routers.common import (
     IdList,
     Limit,
     ListPage,
+    Phone,
     Token,
     api_router,
     check_if_match,
@@ -205,7 +206,7 @@ class AcceptRequest(Body):
     first_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+    phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
 
     def answer(self) -> Acceptance:
         return Acceptance(**self.model_dump())

@@ -15,7 +15,7 @@ from access_api.domain import users
 from access_api.domain.audit import ActorKind
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
-from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, UserOut, api_router
+from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, Phone, UserOut, api_router
 from access_api.use_cases import me
 from access_api.use_cases.me import Profile, Reachable
 
@@ -88,7 +88,7 @@ async def get_me(found: Authentication, work: Work) -> Me:
 class MePatch(Body):
     first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+    phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
     email: str | None = Field(
         default=None, description="Fixed for life: only the current value is accepted"
     )

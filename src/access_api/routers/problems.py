@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from access_api.domain import errors as e
-from access_api.errors import EDGE_PROBLEMS, STATUS
+from access_api.errors import EDGE_PROBLEMS, STATUS, problem_responses
 
 router = APIRouter(prefix="/problems", tags=["operations"])
 
@@ -35,7 +35,7 @@ async def list_problem_types() -> list[ProblemType]:
     return list(CATALOG.values())
 
 
-@router.get("/{code}", summary="One problem code")
+@router.get("/{code}", summary="One problem code", responses=problem_responses(e.NotFound))
 async def get_problem_type(code: str) -> ProblemType:
     if code not in CATALOG:
         raise e.NotFound(f"no problem code {code!r}")

@@ -24,6 +24,7 @@ from access_api.routers.common import (
     IdList,
     Limit,
     ListPage,
+    Phone,
     UserOut,
     api_router,
     check_if_match,
@@ -68,7 +69,7 @@ class UserItem(UserOut):
 class UserPatch(Body):
     first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+    phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
     session_timeout_minutes: int | None = Field(
         default=None, ge=users.SESSION_TIMEOUT_MIN, le=users.SESSION_TIMEOUT_MAX
     )

@@ -105,7 +105,7 @@ class ConsoleTransport:
         body = message.get_body(preferencelist=("plain",))
         text = body.get_content() if isinstance(body, EmailMessage) else ""
         log.info(
-            "mail to %s (no ACCESS_API_SMTP_URL, so logged instead of sent)\n"
+            "mail to %s logged, not sent (no ACCESS_API_SMTP_URL)\n"
             "Subject: %s\nMessage-ID: %s\n\n%s",
             message["To"],
             message["Subject"],
@@ -314,7 +314,8 @@ class Dispatcher:
                     raise
                 await asyncio.sleep(min(0.2 * 2**attempt, self._lease.total_seconds() / 10))
             else:
-                log.info("mail %s delivered to %s", claimed.message_id, claimed.recipient)
+                done = "logged, not sent," if self.transport.name == "console" else "delivered"
+                log.info("mail %s %s to %s", claimed.message_id, done, claimed.recipient)
                 return
 
     async def _failed(self, claimed: ClaimedMail, error: BaseException, *, permanent: bool) -> None:

@@ -1,0 +1,86 @@
+"""A client that never finishes its request does not hold the connection: 408, then closed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.contract.test_readme import cli, free_port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    directory = tmp_path_factory.mktemp("slow")
+    env = {
+        **os.environ,
+        "ACCESS_API_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'slow.db'}",
+        "ACCESS_API_SECRET_KEY_FILE": str(directory / "secret"),
+        "ACCESS_API_REQUEST_READ_TIMEOUT_SECONDS": "1",
+    }
+    cli("migrate", env=env, cwd=directory)
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "access_api.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=Path(directory),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def answer(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
+def test_headers_that_never_end_are_cut_with_408(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        started = time.monotonic()
+        received = answer(sock)
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert b'"code":"request_timeout"' in received
+    assert time.monotonic() - started < 4
+
+
+def test_a_body_that_never_ends_is_cut(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(
+            b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"email": '
+        )
+        started = time.monotonic()
+        answer(sock)  # closed (whatever the app managed to say first)
+    assert time.monotonic() - started < 4
+
+
+def test_a_prompt_request_on_a_kept_alive_connection_is_unaffected(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.6)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = answer(sock)
+    assert received.count(b"HTTP/1.1 200 OK") == 3
