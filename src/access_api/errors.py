@@ -58,6 +58,11 @@ STATUS: dict[type[e.DomainError], int] = {
     e.TwoFactorEnabled: 409,
     e.TotpNotEnrolling: 409,
     e.InvalidOtp: 422,
+    e.SsoNotConfigured: 404,
+    e.SsoDomainTaken: 409,
+    e.SsoRequired: 401,
+    e.SsoDiscoveryFailed: 422,
+    e.ScimGroupUnknown: 422,
 }
 
 # Problems the edge raises itself, not the domain.

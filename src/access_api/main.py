@@ -31,6 +31,7 @@ from access_api.routers import (
     me,
     problems,
     roles,
+    sso,
     tenants,
     two_factor,
     two_factor_resets,
@@ -164,6 +165,8 @@ def create_app(
         agents.agent_router,
         two_factor_resets.router,
         two_factor_resets.public_router,
+        sso.router,
+        sso.public_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

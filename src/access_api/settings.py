@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     )
     secret_key_file: Path = Path(".access-api-secret")
     public_url: str = "http://127.0.0.1:8000"
+    # The API's own public address: the OpenID redirect URI is {base_url}/v1/auth/sso/callback.
+    base_url: str = "http://127.0.0.1:8000"
     smtp_url: SecretStr | None = None
     smtp_from: str = "access-api <no-reply@access-api.localhost>"
     cors_origins: list[str] = Field(default_factory=list)
@@ -61,7 +63,7 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 24
     login_dummy_delay: bool = True
 
-    @field_validator("public_url")
+    @field_validator("public_url", "base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from access_api.auth.credentials import SESSION_PREFIX
-from access_api.domain import auth, throttle
+from access_api.domain import auth, sso, throttle
 from access_api.domain import errors as e
 from access_api.domain.access import Caller
 from access_api.domain.audit import Action, Actor, ActorKind
@@ -33,6 +33,7 @@ async def login(work: Work, email: str, password: str, otp: str | None) -> NewSe
     account = (throttle.LOGIN_ACCOUNT, email_key(email))
     address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
     await work.throttle.check(account, address)
+    sso.ensure_password_login_allowed(await work.sso.of_domain(sso.email_domain(email)))
     found = await work.users.by_email(email)
     matched = await work.passwords.verify(password, found[1] if found else None)
     if found is None or not matched:

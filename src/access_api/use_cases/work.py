@@ -29,6 +29,8 @@ from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
 from access_api.repositories.roles import RoleRepository
+from access_api.repositories.scim import ScimRepository
+from access_api.repositories.sso import SsoRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -134,6 +136,14 @@ class Work:
     @cached_property
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
+
+    @cached_property
+    def sso(self) -> SsoRepository:
+        return SsoRepository(self.session)
+
+    @cached_property
+    def scim(self) -> ScimRepository:
+        return ScimRepository(self.session)
 
     # --- adapters that need the transaction's hooks -------------------------------------
 
