@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("default_roles", JSON, nullable=False),
         sa.Column("include_descendants", sa.Boolean(), nullable=False),
+        sa.Column("user_count", sa.Integer(), nullable=False),
         _at("updated_at"),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_scim_settings_tenant_id_tenants")
@@ -107,6 +108,8 @@ def upgrade() -> None:
         "scim_users",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("user_name", sa.String(length=320), nullable=False),
+        sa.Column("user_name_key", sa.String(length=320), nullable=False),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         _at("created_at"),
@@ -116,6 +119,12 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_scim_users_user_id_users")),
         sa.PrimaryKeyConstraint("tenant_id", "user_id", name=op.f("pk_scim_users")),
+    )
+    op.create_index(
+        "uq_scim_users_tenant_id_user_name_key",
+        "scim_users",
+        ["tenant_id", "user_name_key"],
+        unique=True,
     )
 
 

@@ -63,6 +63,8 @@ STATUS: dict[type[e.DomainError], int] = {
     e.SsoRequired: 401,
     e.SsoDiscoveryFailed: 422,
     e.ScimGroupUnknown: 422,
+    e.ScimUserExists: 409,
+    e.InvalidFilter: 400,
 }
 
 # Problems the edge raises itself, not the domain.

@@ -37,6 +37,7 @@ from access_api.routers import (
     two_factor_resets,
     users,
 )
+from access_api.scim import app as scim_app
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
@@ -169,6 +170,7 @@ def create_app(
         sso.public_router,
     ):
         app.include_router(router)
+    app.mount("/scim/v2", scim_app.create(app))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -241,6 +241,16 @@ class SsoDiscoveryFailed(DomainError):
     title = "The issuer's OpenID configuration could not be read"
 
 
+class ScimUserExists(DomainError):
+    code = "scim_user_exists"
+    title = "A user with this userName or email already exists"
+
+
+class InvalidFilter(DomainError):
+    code = "invalid_filter"
+    title = "The filter is not valid, or names what cannot be searched by"
+
+
 class ScimGroupUnknown(DomainError):
     code = "scim_group_unknown"
     title = "A SCIM group is a role of the organization: no role has this key"

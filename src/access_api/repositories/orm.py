@@ -495,6 +495,8 @@ scim_settings = sa.Table(
     sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("default_roles", JSONType, nullable=False),
     sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    # How many users the directory holds: SCIM's totalResults without counting rows.
+    sa.Column("user_count", sa.Integer(), nullable=False),
     _updated(),
 )
 
@@ -503,8 +505,11 @@ scim_users = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("user_name", sa.String(320), nullable=False),
+    sa.Column("user_name_key", sa.String(320), nullable=False),
     sa.Column("external_id", sa.String(255), nullable=True),
     sa.Column("active", sa.Boolean(), nullable=False),
     _created(),
     _updated(),
+    sa.Index("uq_scim_users_tenant_id_user_name_key", "tenant_id", "user_name_key", unique=True),
 )
