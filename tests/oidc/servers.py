@@ -20,12 +20,14 @@ from tests.oidc.provider import free_port
 def serving(database_url: str, **settings: str) -> Iterator[str]:
     """One server process on a free port over the given (migrated) database; its base URL."""
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "ACCESS_API_DATABASE_URL": database_url,
         "ACCESS_API_SECRET_KEY": TEST_SECRET,
         "ACCESS_API_PUBLIC_URL": "https://app.access-api.test",
         "ACCESS_API_MAIL_DISPATCHER": "false",
+        "ACCESS_API_BASE_URL": url,
         **{f"ACCESS_API_{k.upper()}": v for k, v in settings.items()},
     }
     server = subprocess.Popen(  # noqa: S603 - a fixed command
@@ -34,7 +36,6 @@ def serving(database_url: str, **settings: str) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -159,9 +159,13 @@ def _input(model: User[Any]) -> UserInput:
 
 async def _payload(request: Request, model: Any, context: Context) -> Any:
     try:
-        return model.model_validate(await request.json(), scim_ctx=context)
-    except ValueError as exc:  # JSON or validation
-        raise _Invalid(str(exc).splitlines()[0][:300]) from exc
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise _Invalid("the body is not JSON") from exc
+    try:
+        return model.model_validate(body, scim_ctx=context)
+    except ValueError as exc:
+        raise _Invalid(" ".join(str(exc).split())[:300], "invalidValue") from exc
 
 
 class _Invalid(Exception):
@@ -488,7 +492,9 @@ def create(parent: FastAPI) -> FastAPI:
     async def on_domain(request: Request, error: Exception) -> ScimResponse:
         assert isinstance(error, e.DomainError)  # noqa: S101 - registered for this family
         shown = error.shared or error.errors[0].error if isinstance(error, e.BulkRefused) else error
+        # SCIM has no 422: a request it refuses for its content is a 400 with a scimType.
         code = edge.STATUS.get(type(shown), 400)
+        code = 400 if code == 422 else code
         return _error(code, shown.detail, _SCIM_TYPES.get(type(shown)))
 
     async def on_scim(request: Request, error: Exception) -> ScimResponse:
