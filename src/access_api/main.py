@@ -31,6 +31,7 @@ from access_api.routers import (
     me,
     problems,
     roles,
+    scim,
     sso,
     tenants,
     two_factor,
@@ -168,6 +169,7 @@ def create_app(
         two_factor_resets.public_router,
         sso.router,
         sso.public_router,
+        scim.router,
     ):
         app.include_router(router)
     app.mount("/scim/v2", scim_app.create(app))

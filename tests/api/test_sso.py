@@ -234,9 +234,7 @@ class TestRefusedCallbacks:
         back = await through_provider(world.client, f"wrong-aud:hal@{domain}")
         assert await self.refused(world, back) == "invalid_id_token"
 
-    async def test_an_expired_id_token(
-        self, world: World, domain: str, clock: FrozenClock
-    ) -> None:
+    async def test_an_expired_id_token(self, world: World, domain: str, clock: FrozenClock) -> None:
         back = await through_provider(world.client, f"hal@{domain}")
         # The provider's ID tokens live 120 s; we allow 60 s of clock skew.
         clock.advance(timedelta(minutes=4))

@@ -58,7 +58,9 @@ def running() -> Iterator[Provider]:
     if node is None:
         raise RuntimeError("the SSO tests need Node.js")
     port = free_port()
-    clients = [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK]}]
+    clients = [
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK]}
+    ]
     process = subprocess.Popen(  # noqa: S603 - a fixed command
         [node, str(HERE / "provider.js"), str(port)],
         cwd=HERE,

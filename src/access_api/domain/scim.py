@@ -67,20 +67,37 @@ def ensure_user_name(user_name: str) -> str:
     return name
 
 
-def email_of(wanted: UserInput) -> str:
-    """The person's email: the primary email, or userName when that is an address."""
+# RFC 7643 requires only userName. A user provisioned without an address gets one under the
+# reserved .invalid domain (RFC 2606): never deliverable, never anybody's, and replaced once by
+# the first real address the IdP sends.
+PLACEHOLDER_DOMAIN = "scim.invalid"
+
+
+def email_of(wanted: UserInput, placeholder: str) -> str:
+    """The person's email: the primary email, or userName when that is an address, or else a
+    placeholder until the IdP sends one."""
     email = wanted.email or (wanted.user_name if "@" in wanted.user_name else None)
-    if not email or "@" not in email or len(email) > 320:
-        raise e.ValidationFailed(
-            [e.FieldError("emails", "missing", "a user needs an email address (emails.value)")]
-        )
+    if email is None:
+        return f"{placeholder}@{PLACEHOLDER_DOMAIN}"
+    if "@" not in email or len(email) > 320:
+        raise e.ValidationFailed([e.FieldError("emails", "invalid_email", "not an address")])
     return email.strip()
 
 
-def ensure_same_email(current: str, wanted: str | None) -> None:
-    """A person's email never changes (SPEC §2): the IdP cannot rename someone into another."""
-    if wanted is not None and wanted.strip().casefold() != current.casefold():
+def is_placeholder(email: str) -> bool:
+    return email.endswith(f"@{PLACEHOLDER_DOMAIN}")
+
+
+def new_email(current: str, wanted: str | None) -> str | None:
+    """A person's email never changes (SPEC §2): the IdP cannot rename someone into another.
+    The one exception is the first real address of a user provisioned without one."""
+    if wanted is None or wanted.strip().casefold() == current.casefold():
+        return None
+    if not is_placeholder(current):
         raise e.EmailImmutable("the email of a provisioned user cannot be changed")
+    if "@" not in wanted or len(wanted) > 320:
+        raise e.ValidationFailed([e.FieldError("emails", "invalid_email", "not an address")])
+    return wanted.strip()
 
 
 def ensure_roles_known(roles: Iterable[str], known: Iterable[str]) -> frozenset[str]:

@@ -23,6 +23,7 @@ from scim2_models.path.expressions import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.scim import ScimSettings, ScimUser, user_name_key
+from access_api.domain.users import email_key
 from access_api.repositories.orm import (
     authorization_roles,
     authorizations,
@@ -250,6 +251,14 @@ class ScimRepository:
             )
         )
         await self._count(tenant_id, -1, now)
+
+    async def set_email(self, user_id: UUID, email: str, now: datetime) -> None:
+        """The first real address of a user provisioned without one (see domain.scim)."""
+        await self.session.execute(
+            sa.update(users)
+            .where(users.c.id == user_id)
+            .values(email=email, email_key=email_key(email), updated_at=now)
+        )
 
     async def holder_of_name(self, tenant_id: UUID, user_name: str) -> UUID | None:
         return (

@@ -33,11 +33,13 @@ from scim2_models import (
     Name,
     Patch,
     PatchOp,
+    Required,
     ResourceType,
     ResponseParameters,
     Schema,
     SCIMException,
     ScimFilter,
+    SearchRequest,
     ServiceProviderConfig,
     Sort,
     User,
@@ -48,7 +50,7 @@ from access_api import errors as edge
 from access_api.dependencies import CurrentCaller, Work
 from access_api.domain import errors as e
 from access_api.domain.access import Scope
-from access_api.domain.scim import MAX_COUNT, ScimUser, UserInput
+from access_api.domain.scim import MAX_COUNT, ScimUser, UserInput, is_placeholder
 from access_api.routing import TransactionalRoute
 from access_api.use_cases import scim
 from access_api.use_cases.scim import ScimGroup
@@ -101,7 +103,7 @@ def _user(u: ScimUser, base: str) -> User[Any]:
         external_id=u.external_id,
         user_name=u.user_name,
         name=Name(given_name=u.first_name, family_name=u.last_name),
-        emails=[Email(value=u.email)],
+        emails=None if is_placeholder(u.email) else [Email(value=u.email)],
         active=u.active,
         meta=Meta(
             resource_type="User",
@@ -178,7 +180,11 @@ class _Invalid(Exception):
 # --- discovery ----------------------------------------------------------------------------
 
 
-def _trimmed(schema: Schema, keep: dict[str, set[str] | None], **overrides: Any) -> Schema:
+def _trimmed(
+    schema: Schema, keep: dict[str, set[str] | None], required: set[str], **overrides: Any
+) -> Schema:
+    """The attributes of a standard schema that the directory stores; `required` names those
+    it needs (an attribute and all its sub-attributes)."""
     attributes = []
     for original in schema.attributes or []:
         if original.name not in keep:
@@ -187,8 +193,18 @@ def _trimmed(schema: Schema, keep: dict[str, set[str] | None], **overrides: Any)
         attribute = original
         if subs is not None and original.sub_attributes:
             attribute = original.model_copy(
-                update={"sub_attributes": [s for s in original.sub_attributes if s.name in subs]}
+                update={
+                    "sub_attributes": [
+                        s.model_copy(update={"required": Required.true})
+                        if original.name in required
+                        else s
+                        for s in original.sub_attributes
+                        if s.name in subs
+                    ]
+                }
             )
+        if attribute.name in required:
+            attribute = attribute.model_copy(update={"required": Required.true})
         if attribute.name in overrides:
             attribute = attribute.model_copy(update=overrides[attribute.name])
         attributes.append(attribute)
@@ -196,9 +212,17 @@ def _trimmed(schema: Schema, keep: dict[str, set[str] | None], **overrides: Any)
 
 
 def _schemas(role_keys: list[str]) -> list[Schema]:
-    user = _trimmed(User.to_schema(), _USER_ATTRIBUTES, emails={"mutability": Mutability.immutable})
+    user = _trimmed(
+        User.to_schema(),
+        _USER_ATTRIBUTES,
+        {"userName", "name", "active"},
+        emails={"mutability": Mutability.immutable},
+    )
     group = _trimmed(
-        Group.to_schema(), _GROUP_ATTRIBUTES, displayName={"canonical_values": role_keys}
+        Group.to_schema(),
+        _GROUP_ATTRIBUTES,
+        {"displayName"},
+        displayName={"canonical_values": role_keys},
     )
     return [user, group]
 
@@ -317,10 +341,36 @@ async def list_users(
     parameters = _parameters(attributes, excluded_attributes)
     where = _filter(filter)
     total, found = await scim.list_users(work, scope, where, start_index, count)
+    return _page(request, scope, total, start_index, found, parameters)
+
+
+@router.post("/Users/.search")
+async def search_users(request: Request, scope: Provisioner, work: Work) -> ScimResponse:
+    """RFC 7644 §3.4.3: the same query as GET /Users, in a body."""
+    search = await _payload(request, SearchRequest, Context.SEARCH_REQUEST)
+    where = _filter(str(search.filter) if search.filter else None)
+    start = search.start_index or 1
+    total, found = await scim.list_users(work, scope, where, start, search.count or 100)
+    parameters = _parameters(
+        ",".join(map(str, search.attributes or [])) or None,
+        ",".join(map(str, search.excluded_attributes or [])) or None,
+    )
+    return _page(request, scope, total, start, found, parameters)
+
+
+@router.post("/.search")
+async def search_everything(scope: Provisioner) -> ScimResponse:
+    """Searching Users and Groups at once is not offered: search each endpoint."""
+    return _error(501, "search /Users/.search or /Groups instead")
+
+
+def _page(
+    request: Request, scope: Scope, total: int, start: int, found: list[ScimUser], parameters: Any
+) -> ScimResponse:
     base = _base(request, scope.tenant.id)
     page = ListResponse[User[Any]](
         total_results=total,
-        start_index=max(start_index, 1),
+        start_index=max(start, 1),
         items_per_page=len(found),
         resources=[_user(u, base) for u in found],
     )

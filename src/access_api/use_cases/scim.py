@@ -14,6 +14,7 @@ from access_api.domain.access import Caller, Grant, GrantChange, Role, Scope
 from access_api.domain.audit import Action, ActorKind
 from access_api.domain.permissions import Permission
 from access_api.domain.scim import NO_ROLES, ScimSettings, ScimUser, UserInput
+from access_api.ids import new_id
 from access_api.repositories.scim import UnsupportedFilter, predicate
 from access_api.use_cases import sso
 from access_api.use_cases.work import Work
@@ -38,6 +39,11 @@ async def _locked(work: Work, scope: Scope) -> Scope:
 
 
 # --- settings (REST: GET|PUT /v1/tenants/{t}/scim) ----------------------------------------
+
+
+def endpoint(work: Work, scope: Scope) -> str:
+    """The SCIM base URL of the tenant, to paste into the identity provider."""
+    return f"{work.settings.base_url}/scim/v2/tenants/{scope.tenant.id}"
 
 
 async def settings(work: Work, scope: Scope) -> ScimSettings:
@@ -108,7 +114,7 @@ async def create_user(work: Work, scope: Scope, wanted: UserInput) -> ScimUser:
     scope = await _locked(work, scope)
     tenant = scope.tenant
     name = scim.ensure_user_name(wanted.user_name)
-    email = scim.email_of(wanted)
+    email = scim.email_of(wanted, new_id().hex)
     if await work.scim.holder_of_name(tenant.id, name) is not None:
         raise e.ScimUserExists(f"userName {name!r} is taken in this directory")
     defaults = await settings(work, scope)
@@ -155,7 +161,11 @@ async def replace_user(work: Work, scope: Scope, user_id: UUID, wanted: UserInpu
     scope = await _locked(work, scope)
     tenant = scope.tenant
     current = await get_user(work, scope, user_id)
-    scim.ensure_same_email(current.email, wanted.email)
+    email = scim.new_email(current.email, wanted.email)
+    if email is not None:
+        if await work.users.by_email(email) is not None:
+            raise e.ScimUserExists("a user with this email exists")
+        await work.scim.set_email(user_id, email, work.now)
     name = scim.ensure_user_name(wanted.user_name)
     holder = await work.scim.holder_of_name(tenant.id, name)
     if holder is not None and holder != user_id:
