@@ -341,7 +341,9 @@ class TestDeprovisioning:
         await self.assert_cut_off(scene, person, key)
         assert await scene.world.count(scim_users) == 0
 
-    async def test_a_user_with_no_access_here_is_deactivated_with_nothing_removed(self, world: World, msp: Msp) -> None:
+    async def test_a_user_with_no_access_here_is_deactivated_with_nothing_removed(
+        self, world: World, msp: Msp
+    ) -> None:
         # The SCIM key belongs to a second admin.
         second = await world.user(msp.id, [(msp.id, ["admin"], True)])
         scene = Scene(

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from access_api.repositories.orm import audit_events, sso_codes, sso_connections, users
 from access_api.services.clock import FrozenClock
 from tests.api.conftest import Msp, World, assert_problem
+from tests.live import live_client, live_msp
 from tests.oidc import provider as idp
+from tests.oidc.servers import serving
 
 
 @pytest.fixture(scope="session")
@@ -419,3 +421,35 @@ class TestConnection:
         assert_problem(answer, 404, "sso_not_configured")
         client = await world.tenant(msp.id, msp.admin)
         await connect(world, client["id"], provider, domain, msp)
+
+
+class TestTwoProcesses:
+    @pytest.mark.parametrize("live_database", ["postgresql", "sqlite"], indirect=True)
+    async def test_one_process_starts_the_login_and_another_finishes_it(
+        self, live_database: str, provider: idp.Provider
+    ) -> None:
+        domain = new_domain()
+        async with live_client(live_database) as client:
+            msp_id, headers = await live_msp(client, f"sso-{secrets.token_hex(3)}")
+            saved = await client.put(
+                f"/v1/tenants/{msp_id}/sso",
+                json=connection_body(provider, [domain], jit={"enabled": True, "roles": ["admin"]}),
+                headers=headers,
+            )
+            assert saved.status_code == 200, saved.text
+        # Both processes stand behind one public address (the redirect URI the IdP knows).
+        with (
+            serving(live_database, base_url=idp.BASE_URL) as first,
+            serving(live_database, base_url=idp.BASE_URL) as second,
+        ):
+            async with (
+                httpx.AsyncClient(base_url=first) as one,
+                httpx.AsyncClient(base_url=second) as two,
+            ):
+                back = await through_provider(one, f"max@{domain}")
+                done = await callback(two, back)
+                exchanged = await one.post("/v1/auth/sso/exchange", json={"code": done["code"]})
+                assert exchanged.status_code == 200, exchanged.text
+                token = exchanged.json()["access_token"]
+                me = await two.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+                assert me.json()["email"] == f"max@{domain}"
