@@ -117,7 +117,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_scim_users_tenant_id_tenants")
         ),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_scim_users_user_id_users")),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_scim_users_user_id_users")
+        ),
         sa.PrimaryKeyConstraint("tenant_id", "user_id", name=op.f("pk_scim_users")),
     )
     op.create_index(

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import httpx2
 import pytest
 import sqlalchemy as sa
 from scim2_client.engines.httpx2 import SyncSCIMClient
@@ -420,8 +421,6 @@ async def live(live_database: str) -> AsyncIterator[tuple[str, UUID, str]]:
 
 def test_scim2_tester_finds_no_error(live: tuple[str, UUID, str]) -> None:
     url, msp_id, key = live
-    import httpx2
-
     with httpx2.Client(
         base_url=f"{url}/scim/v2/tenants/{msp_id}",
         headers={"Authorization": f"Bearer {key}"},

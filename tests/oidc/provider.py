@@ -20,7 +20,7 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 CLIENT_ID = "access-api"
-CLIENT_SECRET = "a-test-client-secret-long-enough-for-hs256-0123456789"  # noqa: S105
+CLIENT_SECRET = "a-test-client-secret-long-enough-for-hs256-0123456789"
 # The API's public address in the tests (Settings.base_url's default): the redirect URI the
 # provider knows, whichever process finally gets the callback.
 BASE_URL = "http://127.0.0.1:8000"

@@ -156,6 +156,7 @@ async def start(
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
     summary="The IdP's answer: on to {PUBLIC_URL}/sso/complete with a one-time code or an error",
+    responses=problem_responses(e.ValidationFailed),
 )
 async def callback(
     work: Work,
