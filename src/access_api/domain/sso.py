@@ -140,7 +140,10 @@ def identity(claims: Mapping[str, Any], connection: Connection) -> str:
     email = claims.get("email")
     if not isinstance(email, str) or "@" not in email:
         raise CallbackRefused(Refusal.INVALID_ID_TOKEN, "the ID token has no email")
-    if claims.get("email_verified") is not True:
+    # Microsoft Entra ID sends no email_verified; its optional claim xms_edov says the same
+    # ("the email's domain is verified by the directory").
+    verified = claims.get("email_verified") is True or claims.get("xms_edov") in (True, "1", "true")
+    if not verified:
         raise CallbackRefused(Refusal.EMAIL_NOT_VERIFIED, "the IdP has not verified the email")
     if email_domain(email) not in connection.domains:
         raise CallbackRefused(Refusal.DOMAIN_NOT_CONNECTED, "the email's domain is elsewhere")
