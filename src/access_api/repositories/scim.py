@@ -316,16 +316,36 @@ class ScimRepository:
         offset: int,
         limit: int,
     ) -> list[ScimUser]:
-        statement = (
-            sa.select(*_USER_COLUMNS)
-            .select_from(scim_users.join(users, users.c.id == scim_users.c.user_id))
-            .where(scim_users.c.tenant_id == tenant_id)
-            .order_by(scim_users.c.user_id)
-            .offset(offset)
-            .limit(limit)
-        )
-        if where is not None:
-            statement = statement.where(where)
+        if where is None:
+            # Skip over the primary key alone (an index-only scan), then join the page: a deep
+            # startIndex costs a walk over index entries, not over joined rows.
+            ids = (
+                sa.select(scim_users.c.user_id)
+                .where(scim_users.c.tenant_id == tenant_id)
+                .order_by(scim_users.c.user_id)
+                .offset(offset)
+                .limit(limit)
+                .subquery("page")
+            )
+            statement = (
+                sa.select(*_USER_COLUMNS)
+                .select_from(
+                    ids.join(scim_users, scim_users.c.user_id == ids.c.user_id).join(
+                        users, users.c.id == scim_users.c.user_id
+                    )
+                )
+                .where(scim_users.c.tenant_id == tenant_id)
+                .order_by(scim_users.c.user_id)
+            )
+        else:
+            statement = (
+                sa.select(*_USER_COLUMNS)
+                .select_from(scim_users.join(users, users.c.id == scim_users.c.user_id))
+                .where(scim_users.c.tenant_id == tenant_id, where)
+                .order_by(scim_users.c.user_id)
+                .offset(offset)
+                .limit(limit)
+            )
         rows = (await self.session.execute(statement)).all()
         held = await self.roles_on(tenant_id, [row.user_id for row in rows])
         return [
