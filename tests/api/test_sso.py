@@ -453,3 +453,24 @@ class TestTwoProcesses:
                 token = exchanged.json()["access_token"]
                 me = await two.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
                 assert me.json()["email"] == f"max@{domain}"
+
+
+class TestDeletedAccount:
+    async def test_a_deleted_accounts_connection_logs_nobody_in_and_frees_its_domains(
+        self, world: World, msp: Msp, provider: idp.Provider
+    ) -> None:
+        domain = new_domain()
+        client = await world.tenant(msp.id, msp.admin)
+        jit = {"enabled": True, "roles": ["read_only"], "include_descendants": False}
+        await connect(world, client["id"], provider, domain, msp, jit=jit)
+        back = await through_provider(world.client, f"ned@{domain}")
+        deleted = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients/delete",
+            json={"ids": [client["id"]], "confirm": "delete"},
+            headers=msp.admin.headers,
+        )
+        assert deleted.status_code == 200, deleted.text
+        assert await callback(world.client, back) == {"error": "invalid_state"}
+        answer = await world.client.get("/v1/auth/sso/start", params={"email": f"x@{domain}"})
+        assert_problem(answer, 404, "sso_not_configured")
+        await connect(world, msp.id, provider, domain, msp)

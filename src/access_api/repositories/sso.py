@@ -11,7 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.sso import Connection, Jit, PendingLogin
-from access_api.repositories.orm import sso_codes, sso_connections, sso_domains, sso_logins
+from access_api.repositories.orm import (
+    sso_codes,
+    sso_connections,
+    sso_domains,
+    sso_logins,
+    tenants,
+)
+
+# A domain claim with the account of its connection.
+_LIVE_CLAIMS = sso_domains.join(
+    sso_connections, sso_connections.c.id == sso_domains.c.connection_id
+).join(tenants, tenants.c.id == sso_connections.c.tenant_id)
 
 
 def _connection(row: Any, domains: Iterable[str]) -> Connection:
@@ -65,9 +76,12 @@ class SsoRepository:
         return _connection(row, await self._domains(row.id)), row.client_secret
 
     async def of_domain(self, domain: str) -> Connection | None:
+        """The connection claiming an email domain, if its account is live."""
         connection_id = (
             await self.session.execute(
-                sa.select(sso_domains.c.connection_id).where(sso_domains.c.domain == domain)
+                sa.select(sso_domains.c.connection_id)
+                .select_from(_LIVE_CLAIMS)
+                .where(sso_domains.c.domain == domain, tenants.c.deleted_at.is_(None))
             )
         ).scalar_one_or_none()
         found = await self.get(connection_id) if connection_id is not None else None
@@ -84,11 +98,21 @@ class SsoRepository:
     async def owners(self, domains: Iterable[str]) -> dict[str, UUID]:
         """Who claims each of these domains now; locked, so two claims cannot both win."""
         rows = await self.session.execute(
-            sa.select(sso_domains.c.domain, sso_domains.c.connection_id)
+            sa.select(sso_domains.c.domain, sso_domains.c.connection_id, tenants.c.deleted_at)
+            .select_from(_LIVE_CLAIMS)
             .where(sso_domains.c.domain.in_(list(domains)))
-            .with_for_update()
+            .with_for_update(of=sso_domains)
         )
-        return {row.domain: row.connection_id for row in rows}
+        # A deleted account's claims lapse with it: they are released to whoever claims next.
+        owners = {}
+        for row in rows:
+            if row.deleted_at is None:
+                owners[row.domain] = row.connection_id
+            else:
+                await self.session.execute(
+                    sa.delete(sso_domains).where(sso_domains.c.domain == row.domain)
+                )
+        return owners
 
     async def save(self, connection: Connection, sealed_secret: str, *, new: bool) -> None:
         values = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -133,8 +133,6 @@ async def start(work: Work, email: str | None, domain_prefix: str | None) -> str
     """Where to send the browser: the IdP's authorization endpoint, with code + PKCE, a state
     and a nonce that are kept here (10 minutes) for the callback, whichever process gets it."""
     connection = await _connection_for(work, email, domain_prefix)
-    found = await work.sso.get(connection.id)
-    assert found is not None  # noqa: S101 - read in this transaction just now
     try:
         request = await oidc.CLIENT.authorization_request(
             connection.issuer, connection.client_id, redirect_uri(work)
@@ -183,20 +181,22 @@ async def callback(work: Work, code: str | None, state: str | None, error: str |
         if found is None or pending is None:
             raise CallbackRefused(Refusal.INVALID_STATE, "the connection is gone")
         connection, sealed_secret = found
+        tenant = await work.tenants.get(connection.tenant_id)
+        if tenant is None:
+            raise CallbackRefused(Refusal.INVALID_STATE, "the connection's account is gone")
         if error or not code:
             raise CallbackRefused(Refusal.IDP_ERROR, f"the IdP answered {error or 'no code'}")
         claims = await _redeem(work, connection, sealed_secret, login, pending[1], code)
         email = sso.identity(claims, connection)
-        user = await _user_for(work, connection, email, claims)
+        user = await _user_for(work, connection, tenant, email, claims)
     except CallbackRefused as refused:
         # The reason goes to the log and the audit trail; the tokens never do.
         log.info("sso callback refused: %s (%s)", refused.refusal.value, refused.detail)
         if connection is not None:
-            tenant = await work.tenants.get(connection.tenant_id)
             await work.record(
                 SYSTEM,
                 Action.SSO_LOGIN_REFUSED,
-                tenant=tenant,
+                tenant=await work.tenants.get(connection.tenant_id),
                 target_id=connection.id,
                 changes={"reason": {"before": None, "after": refused.refusal.value}},
             )
@@ -237,14 +237,14 @@ async def _redeem(
         raise CallbackRefused(Refusal.INVALID_ID_TOKEN, str(exc)) from exc
 
 
-async def _user_for(work: Work, connection: Connection, email: str, claims: dict[str, Any]) -> User:
+async def _user_for(
+    work: Work, connection: Connection, tenant: Tenant, email: str, claims: dict[str, Any]
+) -> User:
     found = await work.users.by_email(email)
     member = bool(found and await work.grants.members_among(connection.root_id, [found[0].id]))
     if not sso.ensure_known(member, found is not None, connection):
         assert found is not None  # noqa: S101 - ensure_known refuses an unknown person
         return found[0]
-    tenant = await work.tenants.get(connection.tenant_id)
-    assert tenant is not None  # noqa: S101 - a connection's tenant outlives it
     first, last = sso.names(claims, email)
     return await provision(
         work,
@@ -329,4 +329,4 @@ async def exchange(work: Work, code: str) -> NewSession:
         target_id=user.id,
         changes={"connection_id": {"before": None, "after": str(used[1])}},
     )
-    return await start_session(work, replace(user))
+    return await start_session(work, user)
