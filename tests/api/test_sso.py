@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from access_api.repositories.orm import audit_events, sso_codes, sso_connections, users
 from access_api.services.clock import FrozenClock
 from tests.api.conftest import Msp, World, assert_problem
+from tests.api.test_totp import code as totp
+from tests.api.test_totp import enable
 from tests.live import live_client, live_msp
 from tests.oidc import provider as idp
 from tests.oidc.servers import serving
@@ -474,3 +476,25 @@ class TestDeletedAccount:
         answer = await world.client.get("/v1/auth/sso/start", params={"email": f"x@{domain}"})
         assert_problem(answer, 404, "sso_not_configured")
         await connect(world, msp.id, provider, domain, msp)
+
+
+class TestSecondFactor:
+    async def test_a_user_with_totp_gives_a_code_at_the_exchange(
+        self, world: World, msp: Msp, provider: idp.Provider
+    ) -> None:
+        domain = new_domain()
+        await connect(world, msp.id, provider, domain, msp)
+        member = await world.user(msp.id, [(msp.id, ["admin"], True)], email=f"oz@{domain}")
+        secret = await enable(world, member)
+        done = await sso_login(world.client, member.email)
+
+        asked = await world.client.post("/v1/auth/sso/exchange", json={"code": done["code"]})
+        assert_problem(asked, 401, "otp_required")
+        wrong = await world.client.post(
+            "/v1/auth/sso/exchange", json={"code": done["code"], "otp": "000000"}
+        )
+        assert_problem(wrong, 401, "invalid_credentials")
+        right = await world.client.post(
+            "/v1/auth/sso/exchange", json={"code": done["code"], "otp": totp(secret, world)}
+        )
+        assert right.status_code == 200, right.text

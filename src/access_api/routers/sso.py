@@ -89,6 +89,9 @@ class ConnectionView(BaseModel):
 
 class ExchangeBody(Body):
     code: str = Field(min_length=1, max_length=200)
+    otp: str | None = Field(
+        default=None, max_length=64, description="A two-factor code, when otp_required"
+    )
 
 
 class SsoToken(BaseModel):
@@ -170,7 +173,9 @@ async def callback(
 @public_router.post(
     "/exchange",
     summary="Turn the one-time code from /sso/complete into a session",
-    responses=problem_responses(e.InvalidToken, e.ValidationFailed),
+    responses=problem_responses(
+        e.InvalidToken, e.OtpRequired, e.InvalidCredentials, e.RateLimited, e.ValidationFailed
+    ),
 )
 async def exchange(body: ExchangeBody, work: Work) -> SsoToken:
-    return SsoToken.of(await sso.exchange(work, body.code))
+    return SsoToken.of(await sso.exchange(work, body.code, body.otp))

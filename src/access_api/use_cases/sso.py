@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from access_api.domain import errors as e
-from access_api.domain import invitations, sso
+from access_api.domain import invitations, sso, throttle
 from access_api.domain.access import Scope
 from access_api.domain.audit import SYSTEM, Action, Actor, ActorKind, created
 from access_api.domain.permissions import Permission
@@ -314,12 +314,18 @@ async def grant(
     )
 
 
-async def exchange(work: Work, code: str) -> NewSession:
-    """The one-time code from /sso/complete, turned into a session once (60 s)."""
+async def exchange(work: Work, code: str, otp: str | None) -> NewSession:
+    """The one-time code from /sso/complete, turned into a session once (60 s). A user with a
+    second factor of ours still gives it here, as at password login: a refusal (otp_required,
+    a wrong code) rolls back, so the same code can be sent again with the otp."""
     used = await work.sso.use_code(work.keyring.digest(code), work.now)
     user = await work.users.get(used[0]) if used else None
     if used is None or user is None:
         raise e.InvalidToken()
+    account = (throttle.LOGIN_ACCOUNT, email_key(user.email))
+    address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
+    await work.throttle.check(account, address)
+    await work.second_factor.check(user, otp, account, address)
     found = await work.sso.get(used[1])
     tenant = await work.tenants.get(found[0].tenant_id) if found else None
     await work.record(
