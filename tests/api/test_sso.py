@@ -498,3 +498,35 @@ class TestSecondFactor:
             "/v1/auth/sso/exchange", json={"code": done["code"], "otp": totp(secret, world)}
         )
         assert right.status_code == 200, right.text
+
+
+class TestEscalation:
+    async def test_nobody_hands_out_permissions_they_lack(
+        self, world: World, msp: Msp, provider: idp.Provider
+    ) -> None:
+        made = await world.client.post(
+            f"/v1/tenants/{msp.id}/roles",
+            json={"key": "sso_admin", "name": "SSO admin", "permissions": ["sso.manage"]},
+            headers=msp.admin.headers,
+        )
+        assert made.status_code == 201, made.text
+        manager = await world.user(msp.id, [(msp.id, ["sso_admin"], True)])
+        before = await world.snapshot()
+        jit = {"enabled": True, "roles": ["admin"], "include_descendants": True}
+        answer = await world.client.put(
+            f"/v1/tenants/{msp.id}/sso",
+            json=connection_body(provider, [new_domain()], jit=jit),
+            headers=manager.headers,
+        )
+        assert_problem(answer, 403, "privilege_escalation")
+        answer = await world.client.put(
+            f"/v1/tenants/{msp.id}/scim", json={"default_roles": ["admin"]}, headers=manager.headers
+        )
+        assert_problem(answer, 403, "privilege_escalation")
+        assert await world.snapshot() == before
+        answer = await world.client.put(
+            f"/v1/tenants/{msp.id}/sso",
+            json=connection_body(provider, [new_domain()], jit={"enabled": True}),
+            headers=manager.headers,
+        )
+        assert answer.status_code == 200, answer.text

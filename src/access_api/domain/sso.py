@@ -115,6 +115,16 @@ def ensure_jit_roles(jit: Jit, known: Iterable[str]) -> None:
         )
 
 
+def ensure_no_escalation(
+    granted: Iterable[str], roles: Mapping[str, Any], held: frozenset[str]
+) -> None:
+    """Whoever sets what others get automatically (just-in-time, SCIM) grants those roles: they
+    may not hand out a permission they do not hold on that account themselves."""
+    missing = sorted({p for key in granted if key in roles for p in roles[key].permissions} - held)
+    if missing:
+        raise e.PrivilegeEscalation(f"you do not hold {', '.join(missing)} here")
+
+
 def ensure_domains_free(wanted: frozenset[str], owners: Mapping[str, UUID], mine: UUID) -> None:
     """A domain routes logins to one IdP: two connections claiming it would be a takeover."""
     taken = sorted(d for d in wanted if owners.get(d, mine) != mine)

@@ -49,7 +49,7 @@ async def get_settings(scope: ManageSso, work: Work) -> ScimSettingsView:
 @router.put(
     "/{tenant_id}/scim",
     summary="Set the roles SCIM-provisioned users get on this account",
-    responses=problem_responses(e.ValidationFailed),
+    responses=problem_responses(e.PrivilegeEscalation, e.ValidationFailed),
 )
 async def put_settings(body: ScimSettingsBody, scope: ManageSso, work: Work) -> ScimSettingsView:
     saved = await scim.put_settings(work, scope, body.default_roles, body.include_descendants)

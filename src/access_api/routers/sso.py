@@ -112,7 +112,9 @@ async def get_connection(scope: ManageSso, work: Work) -> ConnectionView:
 @router.put(
     "/{tenant_id}/sso",
     summary="Create or replace the account's OpenID connection",
-    responses=problem_responses(e.SsoDomainTaken, e.SsoDiscoveryFailed, e.ValidationFailed),
+    responses=problem_responses(
+        e.SsoDomainTaken, e.SsoDiscoveryFailed, e.PrivilegeEscalation, e.ValidationFailed
+    ),
 )
 async def put_connection(body: ConnectionBody, scope: ManageSso, work: Work) -> ConnectionView:
     wanted = sso.ConnectionInput(

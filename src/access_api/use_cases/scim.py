@@ -14,6 +14,7 @@ from access_api.domain.access import Caller, Grant, GrantChange, Role, Scope
 from access_api.domain.audit import Action, ActorKind
 from access_api.domain.permissions import Permission
 from access_api.domain.scim import NO_ROLES, ScimSettings, ScimUser, UserInput
+from access_api.domain.sso import ensure_no_escalation
 from access_api.ids import new_id
 from access_api.repositories.scim import UnsupportedFilter, predicate
 from access_api.use_cases import sso
@@ -54,11 +55,12 @@ async def put_settings(
     work: Work, scope: Scope, default_roles: Sequence[str], include_descendants: bool
 ) -> ScimSettings:
     scope = await work.lock_tree(scope, Permission.SSO_MANAGE)
-    known = (await work.grants.roles(scope.tenant.root_id)).keys()
+    known = await work.grants.roles(scope.tenant.root_id)
     wanted = ScimSettings(
-        default_roles=scim.ensure_roles_known(default_roles, known),
+        default_roles=scim.ensure_roles_known(default_roles, known.keys()),
         include_descendants=include_descendants,
     )
+    ensure_no_escalation(wanted.default_roles, known, scope.permissions)
     before = await settings(work, scope)
     await work.scim.save_settings(scope.tenant.id, wanted, work.now)
     await work.record(

@@ -58,7 +58,9 @@ async def put(work: Work, scope: Scope, wanted: ConnectionInput) -> Connection:
     existing = await work.sso.of_tenant(tenant.id)
     issuer = sso.issuer(wanted.issuer)
     domains = sso.domains(wanted.domains)
-    sso.ensure_jit_roles(wanted.jit, (await work.grants.roles(tenant.root_id)).keys())
+    known = await work.grants.roles(tenant.root_id)
+    sso.ensure_jit_roles(wanted.jit, known.keys())
+    sso.ensure_no_escalation(wanted.jit.roles, known, scope.permissions)
     if wanted.client_secret is None and existing is None:
         raise e.ValidationFailed(
             [e.FieldError("client_secret", "missing", "required for a new connection")]
