@@ -65,6 +65,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.ScimGroupUnknown: 422,
     e.ScimUserExists: 409,
     e.InvalidFilter: 400,
+    e.InvalidCursor: 400,
 }
 
 # Problems the edge raises itself, not the domain.

@@ -203,6 +203,23 @@ class TestListing:
         assert sorted(seen) == sorted(made)
         assert (await scene.get("/Users", count=0)).json()["Resources"] == []
 
+    async def test_pages_by_cursor(self, scene: Scene) -> None:
+        made = [(await scene.create())["id"] for _ in range(5)]
+        seen: list[str] = []
+        cursor = ""
+        for _ in range(3):
+            page = (await scene.get("/Users", cursor=cursor, count=2)).json()
+            assert page["totalResults"] == 5
+            seen += [r["id"] for r in page["Resources"]]
+            cursor = page.get("nextCursor", "")
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(made)
+        assert not cursor
+        scim_error(await scene.get("/Users", cursor="nonsense"), 400, "invalidCursor")
+        config = (await scene.get("/ServiceProviderConfig")).json()
+        assert config["pagination"]["cursor"] is True
+
     async def test_attributes_and_excluded_attributes(self, scene: Scene) -> None:
         created = await scene.create()
         only = (await scene.get(f"/Users/{created['id']}", attributes="userName")).json()

@@ -251,6 +251,11 @@ class InvalidFilter(DomainError):
     title = "The filter is not valid, or names what cannot be searched by"
 
 
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    title = "This cursor is not one this list gave out"
+
+
 class ScimGroupUnknown(DomainError):
     code = "scim_group_unknown"
     title = "A SCIM group is a role of the organization: no role has this key"

@@ -285,7 +285,13 @@ class ScimRepository:
         return found[0] if found else None
 
     async def page(
-        self, tenant_id: UUID, where: sa.ColumnElement[bool] | None, *, offset: int, limit: int
+        self,
+        tenant_id: UUID,
+        where: sa.ColumnElement[bool] | None,
+        *,
+        offset: int,
+        limit: int,
+        after: UUID | None = None,
     ) -> tuple[int, list[ScimUser]]:
         """A page in the directory's order (the primary key): the first page costs the same at
         any size, and the total of an unfiltered list is the kept count, not a count(*)."""
@@ -305,6 +311,10 @@ class ScimRepository:
                     .where(scim_users.c.tenant_id == tenant_id, where)
                 )
             ).scalar_one()
+        if after is not None:
+            # A cursor (RFC 9865) seeks past the last id it saw: every page costs the first's.
+            seek = scim_users.c.user_id > after
+            where = seek if where is None else sa.and_(where, seek)
         found = await self._users(tenant_id, where, offset=offset, limit=limit) if limit else []
         return int(total), found
 

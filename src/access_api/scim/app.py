@@ -31,6 +31,7 @@ from scim2_models import (
     Meta,
     Mutability,
     Name,
+    Pagination,
     Patch,
     PatchOp,
     Required,
@@ -64,6 +65,7 @@ _SCIM_TYPES: dict[type[e.DomainError], str] = {
     e.EmailImmutable: "mutability",
     e.ScimGroupUnknown: "invalidValue",
     e.InvalidFilter: "invalidFilter",
+    e.InvalidCursor: "invalidCursor",
 }
 
 # What the directory stores of a User and a Group: the published schemas say exactly that, so a
@@ -255,6 +257,13 @@ def _service_provider_config(base: str) -> ServiceProviderConfig:
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_COUNT),
+        pagination=Pagination(
+            cursor=True,
+            index=True,
+            default_pagination_method="index",
+            default_page_size=100,
+            max_page_size=MAX_COUNT,
+        ),
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=False),
         etag=ETag(supported=False),
@@ -337,11 +346,11 @@ async def list_users(
     count: Annotated[int, Query()] = 100,
     attributes: Attributes = None,
     excluded_attributes: Annotated[str | None, Query(alias="excludedAttributes")] = None,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ScimResponse:
     parameters = _parameters(attributes, excluded_attributes)
-    where = _filter(filter)
-    total, found = await scim.list_users(work, scope, where, start_index, count)
-    return _page(request, scope, total, start_index, found, parameters)
+    found = await scim.list_users(work, scope, _filter(filter), start_index, count, cursor)
+    return _page(request, scope, found, start_index, parameters)
 
 
 @router.post("/Users/.search")
@@ -350,12 +359,12 @@ async def search_users(request: Request, scope: Provisioner, work: Work) -> Scim
     search = await _payload(request, SearchRequest, Context.SEARCH_REQUEST)
     where = _filter(str(search.filter) if search.filter else None)
     start = search.start_index or 1
-    total, found = await scim.list_users(work, scope, where, start, search.count or 100)
+    found = await scim.list_users(work, scope, where, start, search.count or 100, search.cursor)
     parameters = _parameters(
         ",".join(map(str, search.attributes or [])) or None,
         ",".join(map(str, search.excluded_attributes or [])) or None,
     )
-    return _page(request, scope, total, start, found, parameters)
+    return _page(request, scope, found, start, parameters)
 
 
 @router.post("/.search")
@@ -365,18 +374,19 @@ async def search_everything(scope: Provisioner) -> ScimResponse:
 
 
 def _page(
-    request: Request, scope: Scope, total: int, start: int, found: list[ScimUser], parameters: Any
+    request: Request, scope: Scope, found: scim.UserPage, start: int, parameters: Any
 ) -> ScimResponse:
     base = _base(request, scope.tenant.id)
     page = ListResponse[User[Any]](
-        total_results=total,
+        total_results=found.total,
         start_index=max(start, 1),
-        items_per_page=len(found),
-        resources=[_user(u, base) for u in found],
+        items_per_page=len(found.users),
+        next_cursor=found.next_cursor,
+        resources=[_user(u, base) for u in found.users],
     )
     body = _dump(page, Context.SEARCH_RESPONSE)
     body["Resources"] = [
-        _dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE, parameters) for u in found
+        _dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE, parameters) for u in found.users
     ]
     return ScimResponse(body)
 

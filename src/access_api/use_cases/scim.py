@@ -85,21 +85,52 @@ async def put_settings(
 # --- users --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserPage:
+    total: int
+    users: list[ScimUser]
+    next_cursor: str | None
+
+
 async def list_users(
-    work: Work, scope: Scope, where: Any, start_index: int, count: int
-) -> tuple[int, list[ScimUser]]:
-    """A page of the directory; startIndex is 1-based (RFC 7644 §3.4.2.4). `where` is a parsed
-    SCIM filter (scim2-models' syntax tree), or None."""
+    work: Work,
+    scope: Scope,
+    where: Any,
+    start_index: int,
+    count: int,
+    cursor: str | None = None,
+) -> UserPage:
+    """A page of the directory, by startIndex (1-based, RFC 7644 §3.4.2.4) or, when a cursor
+    is given ("" for the first page), by cursor (RFC 9865), which seeks instead of skipping.
+    `where` is a parsed SCIM filter (scim2-models' syntax tree), or None."""
     try:
         condition = predicate(where) if where is not None else None
     except UnsupportedFilter as exc:
         raise e.InvalidFilter(str(exc)) from exc
-    return await work.scim.page(
-        scope.tenant.id,
-        condition,
-        offset=max(start_index, 1) - 1,
-        limit=max(min(count, scim.MAX_COUNT), 0),
+    limit = max(min(count, scim.MAX_COUNT), 0)
+    if cursor is None:
+        total, found = await work.scim.page(
+            scope.tenant.id, condition, offset=max(start_index, 1) - 1, limit=limit
+        )
+        return UserPage(total=total, users=found, next_cursor=None)
+    after = _after(cursor)
+    total, found = await work.scim.page(
+        scope.tenant.id, condition, offset=0, limit=limit + 1, after=after
     )
+    more = len(found) > limit
+    found = found[:limit]
+    return UserPage(
+        total=total, users=found, next_cursor=found[-1].id.hex if more and found else None
+    )
+
+
+def _after(cursor: str) -> UUID | None:
+    if not cursor:
+        return None
+    try:
+        return UUID(hex=cursor)
+    except ValueError as exc:
+        raise e.InvalidCursor() from exc
 
 
 async def get_user(work: Work, scope: Scope, user_id: UUID) -> ScimUser:
