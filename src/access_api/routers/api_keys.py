@@ -1,4 +1,4 @@
-"""User API keys (seed 000): list, generate, regenerate, revoke, bulk revoke; keys as callers."""
+"""User API keys (seed 000): list, generate, regenerate, revoke, bulk revoke."""
 
 from __future__ import annotations
 
@@ -6,29 +6,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import Depends, Path, status
+from fastapi import Path, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    ApiKeys,
-    Audit,
-    CurrentCaller,
-    Now,
-    People,
-    State,
-    TenantId,
-    requires,
-)
-from access_api.domain import access, api_keys
+from access_api.dependencies import Work, requires
+from access_api.domain import api_keys as key_rules
 from access_api.domain import errors as e
 from access_api.domain.access import Scope
 from access_api.domain.api_keys import ApiKey
-from access_api.domain.audit import created
 from access_api.domain.permissions import Permission
 from access_api.errors import problem_responses
-from access_api.ids import new_id
-from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.routers.common import (
     MAX_BULK_IDS,
     SCOPED_PROBLEMS,
@@ -40,32 +27,19 @@ from access_api.routers.common import (
     page_of,
     split_sort,
 )
-from access_api.services.keyring import new_token
+from access_api.use_cases import api_keys
+from access_api.use_cases.api_keys import KeyWithSecret
 
 router = api_router(prefix="/v1/tenants", tags=["api keys"], responses=SCOPED_PROBLEMS)
 
 UserId = Annotated[UUID, Path(description="The user whose keys these are")]
 KeyId = Annotated[UUID, Path(description="One of the user's API keys")]
 ManageKeys = Annotated[Scope, requires(Permission.API_KEYS_MANAGE)]
-CREATED_FIELDS = ("user_id", "name", "prefix", "expires_at")
+# A caller may manage their own keys without api_keys.manage: the use case decides.
+Acting = Annotated[Scope, requires(None)]
 PERSON_PROBLEMS = (e.UserOutsideScope, e.NotFound, e.Forbidden)
 
 ApiKeySort = Literal["created_at", "-created_at", "name", "-name"]
-
-
-# --- keys as credentials --------------------------------------------------------------------
-
-
-# --- the scope: a caller may manage their own keys without api_keys.manage ------------------
-
-
-async def _acting(tenant_id: TenantId, caller: CurrentCaller, repo: Access, now: Now) -> Scope:
-    """The caller's scope in {tenant_id}, demanding no permission: the route decides."""
-    facts = await repo.scope_facts(caller, tenant_id, now)
-    return access.resolve_scope(caller, facts, now)
-
-
-Acting = Annotated[Scope, Depends(_acting)]
 
 
 # --- bodies and answers ----------------------------------------------------------------------
@@ -100,9 +74,13 @@ class ApiKeySecret(ApiKeyOut):
         description="The secret, shown this once: send it as Authorization: Bearer <key>"
     )
 
+    @classmethod
+    def of_new(cls, made: KeyWithSecret) -> ApiKeySecret:
+        return cls(**ApiKeyOut.of(made.key).model_dump(), key=made.secret)
+
 
 class ApiKeyCreate(Body):
-    name: str | None = Field(default=None, max_length=api_keys.NAME_MAX_LENGTH)
+    name: str | None = Field(default=None, max_length=key_rules.NAME_MAX_LENGTH)
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working; none: until revoked"
     )
@@ -116,16 +94,6 @@ class RevokedKeys(BaseModel):
     items: list[ApiKeyOut] = Field(description="Every key this request revoked")
 
 
-async def _key(
-    keys: ApiKeyRepository, key_id: UUID, user_id: UUID, scope: Scope
-) -> tuple[ApiKey, str]:
-    """One of the user's keys in this tree, with its current digest, or 404."""
-    found = await keys.get(key_id, user_id, scope.tenant.root_id)
-    if found is None:
-        raise e.NotFound("no such API key")
-    return found
-
-
 # --- routes ----------------------------------------------------------------------------------
 
 
@@ -137,25 +105,17 @@ async def _key(
 async def list_api_keys(
     user_id: UserId,
     scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    state: State,
+    work: Work,
     sort: ApiKeySort = "-created_at",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ListPage[ApiKeyOut]:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
     field, descending = split_sort(sort)
-    page = await keys.list_live(
-        user.id,
-        scope.tenant.root_id,
-        sort=field,
-        descending=descending,
-        after=state.cursors.decode(cursor, sort),
-        limit=limit,
+    after = work.state.cursors.decode(cursor, sort)
+    page = await api_keys.list_live(
+        work, scope, user_id, sort=field, descending=descending, after=after, limit=limit
     )
-    return page_of(page, ApiKeyOut.of, state.cursors, sort)
+    return page_of(page, ApiKeyOut.of, work.state.cursors, sort)
 
 
 @router.post(
@@ -165,38 +125,10 @@ async def list_api_keys(
     responses=problem_responses(*PERSON_PROBLEMS),
 )
 async def generate_api_key(
-    body: ApiKeyCreate,
-    user_id: UserId,
-    scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    state: State,
-    audit: Audit,
-    now: Now,
+    body: ApiKeyCreate, user_id: UserId, scope: Acting, work: Work
 ) -> ApiKeySecret:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    secret = new_token(api_keys.PREFIX)
-    key = api_keys.generate(
-        id=new_id(),
-        root_id=scope.tenant.root_id,
-        user_id=user.id,
-        name=body.name,
-        expires_at=body.expires_at,
-        secret=secret,
-        created_by=scope.caller.user_id,
-        now=now,
-    )
-    await keys.insert(key, state.keyring.digest(secret))
-    await audit.record(
-        scope.caller.actor,
-        "api_key.created",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes=created(key, CREATED_FIELDS),
-    )
-    return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
+    made = await api_keys.generate(work, scope, user_id, name=body.name, expires_at=body.expires_at)
+    return ApiKeySecret.of_new(made)
 
 
 @router.post(
@@ -205,33 +137,9 @@ async def generate_api_key(
     responses=problem_responses(*PERSON_PROBLEMS, e.ApiKeyExpired, e.Conflict),
 )
 async def regenerate_api_key(
-    user_id: UserId,
-    key_id: KeyId,
-    scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    state: State,
-    audit: Audit,
-    now: Now,
+    user_id: UserId, key_id: KeyId, scope: Acting, work: Work
 ) -> ApiKeySecret:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    before, old_digest = await _key(keys, key_id, user.id, scope)
-    secret = new_token(api_keys.PREFIX)
-    key = api_keys.regenerate(before, secret, now)
-    if not await keys.replace_secret(
-        key, old_digest=old_digest, new_digest=state.keyring.digest(secret)
-    ):
-        raise e.Conflict("this key was regenerated or revoked at the same moment; list it again")
-    await audit.record(
-        scope.caller.actor,
-        "api_key.regenerated",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes={"prefix": {"before": before.prefix, "after": key.prefix}},
-    )
-    return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
+    return ApiKeySecret.of_new(await api_keys.regenerate(work, scope, user_id, key_id))
 
 
 @router.delete(
@@ -240,29 +148,8 @@ async def regenerate_api_key(
     summary="Revoke an API key",
     responses=problem_responses(*PERSON_PROBLEMS),
 )
-async def revoke_api_key(
-    user_id: UserId,
-    key_id: KeyId,
-    scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    audit: Audit,
-    now: Now,
-) -> None:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    before, _ = await _key(keys, key_id, user.id, scope)
-    key = api_keys.revoke(before, now)
-    if not await keys.revoke(key.id, now):
-        raise e.NotFound("no such API key")  # revoked by a parallel request a moment ago
-    await audit.record(
-        scope.caller.actor,
-        "api_key.revoked",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes=api_keys.revoked_changes(key),
-    )
+async def revoke_api_key(user_id: UserId, key_id: KeyId, scope: Acting, work: Work) -> None:
+    await api_keys.revoke(work, scope, user_id, key_id)
 
 
 @router.post(
@@ -270,30 +157,6 @@ async def revoke_api_key(
     summary="Revoke every API key of these users (atomic: all of them, or none)",
     responses=problem_responses(e.BulkRefused, e.UserOutsideScope),
 )
-async def revoke_users_api_keys(
-    body: UserIdList,
-    scope: ManageKeys,
-    people: People,
-    keys: ApiKeys,
-    audit: Audit,
-    now: Now,
-) -> RevokedKeys:
-    user_ids = list(dict.fromkeys(body.user_ids))
-    refused: list[e.ItemError] = []
-    for user_id in user_ids:
-        try:
-            await people.manageable(scope, user_id)
-        except e.DomainError as refusal:
-            refused.append(e.ItemError(user_id, refusal))
-    e.raise_if_any(refused)
-    revoked = await keys.revoke_for_users(user_ids, scope.tenant.root_id, now)
-    for key in revoked:
-        await audit.record(
-            scope.caller.actor,
-            "api_key.revoked",
-            tenant=scope.tenant,
-            target_type="api_key",
-            target_id=key.id,
-            changes=api_keys.revoked_changes(key),
-        )
+async def revoke_users_api_keys(body: UserIdList, scope: ManageKeys, work: Work) -> RevokedKeys:
+    revoked = await api_keys.revoke_for_users(work, scope, body.user_ids)
     return RevokedKeys(items=[ApiKeyOut.of(key) for key in revoked])

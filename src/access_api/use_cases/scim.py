@@ -18,6 +18,7 @@ from access_api.domain.sso import ensure_no_escalation
 from access_api.ids import new_id
 from access_api.repositories.scim import UnsupportedFilter, predicate
 from access_api.use_cases import sso
+from access_api.use_cases import users as users_use_case
 from access_api.use_cases.work import Work
 
 # --- who may provision --------------------------------------------------------------------
@@ -55,7 +56,7 @@ async def put_settings(
     work: Work, scope: Scope, default_roles: Sequence[str], include_descendants: bool
 ) -> ScimSettings:
     scope = await work.lock_tree(scope, Permission.SSO_MANAGE)
-    known = await work.grants.roles(scope.tenant.root_id)
+    known = await work.roles.of_tree(scope.tenant.root_id)
     wanted = ScimSettings(
         default_roles=scim.ensure_roles_known(default_roles, known.keys()),
         include_descendants=include_descendants,
@@ -155,10 +156,10 @@ async def create_user(work: Work, scope: Scope, wanted: UserInput) -> ScimUser:
     found = await work.users.by_email(email)
     if found is not None:
         user = found[0]
-        member = await work.grants.members_among(tenant.root_id, [user.id])
+        member = await work.members.members_among(tenant.root_id, [user.id])
         if not member or await work.scim.linked(tenant.id, user.id):
             raise e.ScimUserExists("a user with this email exists; invite them instead")
-        await sso.grant(work, tenant, user.id, roles, defaults.include_descendants)
+        await sso.grant(work, tenant, user, roles, defaults.include_descendants, scope.caller.actor)
     else:
         user = await sso.provision(
             work,
@@ -217,7 +218,14 @@ async def replace_user(work: Work, scope: Scope, user_id: UUID, wanted: UserInpu
         await _deprovision(work, scope, user_id)
     elif wanted.active and not current.active:
         defaults = await settings(work, scope)
-        await sso.grant(work, tenant, user_id, defaults.default_roles, defaults.include_descendants)
+        await sso.grant(
+            work,
+            tenant,
+            updated,
+            defaults.default_roles,
+            defaults.include_descendants,
+            scope.caller.actor,
+        )
     await work.scim.update(
         tenant.id,
         user_id,
@@ -258,67 +266,15 @@ async def delete_user(work: Work, scope: Scope, user_id: UUID) -> None:
 
 
 async def _deprovision(work: Work, scope: Scope, user_id: UUID) -> None:
-    """Remove the user's access at t and below: the same removal as POST …/users/delete.
-
-    TODO(issue 9): call use_cases.users.delete(work, scope, [user_id]) once it is on main;
-    until then this mirrors it line for line (grants, agents, at the root API keys and
-    membership, audit events)."""
+    """Remove the user's access at t and below: the same use case as POST …/users/delete
+    (grants, agents there, at the root their API keys and membership, audit events). A user
+    with nothing of theirs here (no grant at or below t, below the root) has nothing to lose."""
     tenant = scope.tenant
-    visible = await work.grants.visible_from(tenant.id, tenant.root_id, [user_id], work.now)
+    visible = await work.members.visible_from(tenant.id, tenant.root_id, [user_id], work.now)
     here = await work.grants.grants_at_or_below(tenant.id, [user_id])
-    at_root = tenant.parent_id is None
-    if user_id not in visible or not (here.get(user_id) or at_root):
-        return  # nothing of theirs here to remove
-    await _delete_users(work, scope, [user_id])
-
-
-async def _delete_users(work: Work, scope: Scope, ids: list[UUID]) -> None:
-    scope = await work.lock_tree(scope, Permission.USERS_DELETE)
-    tenant, now = scope.tenant, work.now
-    changes = access.plan_removal(
-        scope.caller,
-        ids,
-        context_id=tenant.id,
-        root_id=tenant.root_id,
-        visible=await work.grants.visible_from(tenant.id, tenant.root_id, ids, now),
-        grants_here=await work.grants.grants_at_or_below(tenant.id, ids),
-        root_admins=await work.grants.root_admins(tenant.root_id, now),
-    )
-    await work.grants.apply(changes, root_id=tenant.root_id, roles_by_key={}, now=now)
-    at_root = tenant.parent_id is None
-    ended = await work.agents.deregister_for(ids, tenant.id, now)
-    revoked = await work.api_keys.revoke_for_users(ids, tenant.root_id, now) if at_root else []
-    if at_root:
-        await work.grants.remove_members(tenant.root_id, ids)
-    actor = scope.caller.actor
-    for key in revoked:
-        await work.record(
-            actor,
-            Action.API_KEY_REVOKED,
-            tenant=tenant,
-            target_id=key.id,
-            changes={"revoked_at": {"before": None, "after": now.isoformat()}},
-        )
-    for agent in ended:
-        await work.record(
-            actor,
-            Action.AGENT_DEREGISTERED,
-            tenant=tenant,
-            target_id=agent.id,
-            changes={"status": {"before": "registered", "after": "deregistered"}},
-        )
-    for user_id in ids:
-        removed = [c for c in changes if c.user_id == user_id]
-        await work.record(
-            actor,
-            Action.USER_DELETED,
-            tenant=tenant,
-            target_id=user_id,
-            changes={
-                "tenants": {"before": [str(c.tenant_id) for c in removed], "after": []},
-                "member": {"before": True, "after": not at_root},
-            },
-        )
+    if user_id not in visible or not (here.get(user_id) or tenant.parent_id is None):
+        return
+    await users_use_case.delete(work, scope, [user_id])
 
 
 # --- groups: the tree's roles, held on t --------------------------------------------------
@@ -331,7 +287,7 @@ class ScimGroup:
 
 
 async def list_groups(work: Work, scope: Scope) -> list[ScimGroup]:
-    found = await work.grants.roles(scope.tenant.root_id)
+    found = await work.roles.of_tree(scope.tenant.root_id)
     members = await work.scim.members_of(scope.tenant.id, found.keys())
     return [
         ScimGroup(role=role, members=members.get(key, [])) for key, role in sorted(found.items())
@@ -340,7 +296,7 @@ async def list_groups(work: Work, scope: Scope) -> list[ScimGroup]:
 
 async def role_keys(work: Work, scope: Scope) -> list[str]:
     """The role keys of the tree: Group.displayName's canonical values."""
-    return sorted((await work.grants.roles(scope.tenant.root_id)).keys())
+    return sorted((await work.roles.of_tree(scope.tenant.root_id)).keys())
 
 
 async def get_group(work: Work, scope: Scope, group_id: UUID) -> ScimGroup:
@@ -354,7 +310,7 @@ async def create_group(
     work: Work, scope: Scope, display_name: str, member_ids: Sequence[UUID]
 ) -> ScimGroup:
     """A group is a role the tree already has: "creating" it names the role and its members."""
-    known = await work.grants.roles(scope.tenant.root_id)
+    known = await work.roles.of_tree(scope.tenant.root_id)
     key = scim.ensure_group(display_name, known.keys())
     return await set_members(work, scope, known[key].id, member_ids)
 
@@ -398,11 +354,11 @@ async def set_members(
         tenant.root_id, await work.grants.root_admins(tenant.root_id, work.now), changes
     )
     for user_id in wanted - current:
-        await work.grants.add_member(tenant.root_id, user_id, work.now)
+        await work.members.add_member(tenant.root_id, user_id, work.now)
     await work.grants.apply(
         changes,
         root_id=tenant.root_id,
-        roles_by_key=await work.grants.roles(tenant.root_id),
+        roles_by_key=await work.roles.of_tree(tenant.root_id),
         now=work.now,
     )
     for change in changes:

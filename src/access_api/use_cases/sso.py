@@ -8,7 +8,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
-from uuid import UUID
 
 from access_api.domain import errors as e
 from access_api.domain import invitations, sso, throttle
@@ -20,6 +19,7 @@ from access_api.domain.tenants import Tenant
 from access_api.domain.users import User, email_key, new_user
 from access_api.ids import new_id
 from access_api.services import oidc
+from access_api.use_cases import members
 from access_api.use_cases.auth import NewSession, start_session
 from access_api.use_cases.work import Work
 
@@ -58,7 +58,7 @@ async def put(work: Work, scope: Scope, wanted: ConnectionInput) -> Connection:
     existing = await work.sso.of_tenant(tenant.id)
     issuer = sso.issuer(wanted.issuer)
     domains = sso.domains(wanted.domains)
-    known = await work.grants.roles(tenant.root_id)
+    known = await work.roles.of_tree(tenant.root_id)
     sso.ensure_jit_roles(wanted.jit, known.keys())
     sso.ensure_no_escalation(wanted.jit.roles, known, scope.permissions)
     if wanted.client_secret is None and existing is None:
@@ -243,7 +243,7 @@ async def _user_for(
     work: Work, connection: Connection, tenant: Tenant, email: str, claims: dict[str, Any]
 ) -> User:
     found = await work.users.by_email(email)
-    member = bool(found and await work.grants.members_among(connection.root_id, [found[0].id]))
+    member = bool(found and await work.members.members_among(connection.root_id, [found[0].id]))
     if not sso.ensure_known(member, found is not None, connection):
         assert found is not None  # noqa: S101 - ensure_known refuses an unknown person
         return found[0]
@@ -274,7 +274,6 @@ async def provision(
     """A person the IdP vouches for becomes a member of the tree with the given roles on the
     tenant (just-in-time login, SCIM). Their password is a random secret nobody knows: they
     sign in through the IdP, or set one through a reset."""
-    await work.tenants.lock_tree(tenant.root_id)
     user = new_user(
         id=new_id(),
         email=email,
@@ -284,9 +283,16 @@ async def provision(
         now=work.now,
     )
     unusable = await work.passwords.hash(secrets.token_urlsafe(32))
-    if not await work.invitations.insert_user_once(user, unusable):
-        raise e.Conflict("an account for this email was created a moment ago; try again")
-    await grant(work, tenant, user.id, roles, include_descendants)
+    await work.tenants.lock_tree(tenant.root_id)
+    await members.join(
+        work,
+        actor,
+        root_id=tenant.root_id,
+        user=user,
+        password_hash=unusable,
+        offers=_offers(tenant, roles, include_descendants),
+        tenant=tenant,
+    )
     await work.record(
         actor,
         Action.USER_CREATED,
@@ -297,22 +303,34 @@ async def provision(
     return user
 
 
-async def grant(
-    work: Work, tenant: Tenant, user_id: UUID, roles: frozenset[str], include_descendants: bool
-) -> None:
-    """Membership of the tree, and the roles added to what the user holds on the tenant."""
-    root_id = tenant.root_id
-    await work.grants.add_member(root_id, user_id, work.now)
+def _offers(
+    tenant: Tenant, roles: frozenset[str], include_descendants: bool
+) -> list[invitations.Offer]:
     if not roles:
-        return
-    offer = invitations.Offer(
-        tenant_id=tenant.id, roles=roles, include_descendants=include_descendants
-    )
-    changes = invitations.union_changes(
-        user_id, [offer], await work.grants.grants([(user_id, tenant.id)]), work.now
-    )
-    await work.grants.apply(
-        changes, root_id=root_id, roles_by_key=await work.grants.roles(root_id), now=work.now
+        return []
+    return [
+        invitations.Offer(tenant_id=tenant.id, roles=roles, include_descendants=include_descendants)
+    ]
+
+
+async def grant(
+    work: Work,
+    tenant: Tenant,
+    user: User,
+    roles: frozenset[str],
+    include_descendants: bool,
+    actor: Actor,
+) -> None:
+    """Membership of the tree, and the roles added to what the user holds on the tenant (the
+    caller holds the tree lock)."""
+    await members.join(
+        work,
+        actor,
+        root_id=tenant.root_id,
+        user=user,
+        password_hash=None,
+        offers=_offers(tenant, roles, include_descendants),
+        tenant=tenant,
     )
 
 
