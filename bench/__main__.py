@@ -25,7 +25,7 @@ from bench import measures
 from bench.harness import PEER_PYTHON, RESULTS, free_port, serve, uvicorn_argv
 from bench.world import Msp, bootstrap, build_msp, env_for, grow, postgres_database, sqlite_database
 
-ALL = ("me", "inherited", "decision", "list", "export", "login", "invite", "sqlite")
+ALL = ("me", "inherited", "policy", "decision", "list", "export", "login", "invite", "sqlite")
 SMALL = 1_000
 
 
@@ -65,6 +65,8 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                 report["inherited_read"]["ratio_to_ceiling"] = measures.ratio(
                     report["inherited_read"]["rps"], report["ceiling"]["rps"]
                 )
+            if "policy" in wanted:
+                report["root_policy"] = await measures.with_root_policy(server, msp, url)
             if "decision" in wanted:
                 report["permission_decision"] = await measures.permission_decision(url, msp)
             if "login" in wanted:
@@ -147,6 +149,7 @@ TARGETS = (
     ("me_api_key.ratio_to_ceiling", ">=", 0.6, "GET /v1/me (API key) / one-query ceiling"),
     ("me_api_key.ratio_to_peer", ">=", 4.0, "GET /v1/me (API key) / fastapi-users /users/me"),
     ("inherited_read.ratio_to_ceiling", ">=", 0.5, "read on a client via a root grant / ceiling"),
+    ("root_policy.me.ratio", ">=", 0.95, "GET /v1/me with a root policy / without"),
     ("permission_decision.p99_ms", "<=", 1.0, "permission decision p99 (ms)"),
     ("postgresql.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (PostgreSQL)"),
     ("sqlite.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (SQLite)"),

@@ -86,6 +86,7 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
         credential=ActorKind.API_KEY,
         credential_id=msp.admin_id,
         root_id=msp.root_id,
+        ip="127.0.0.1",
     )
     timings: list[float] = []
     try:
@@ -161,3 +162,40 @@ async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[
 
 def ratio(ours: float, theirs: float) -> float:
     return round(ours / theirs, 2) if theirs else 0.0
+
+
+ROOT_POLICY = {
+    "allowed_ip_ranges": ["127.0.0.0/8", "::1/128"],
+    "max_session_timeout_minutes": 120,
+    "password_min_length": 14,
+}
+
+
+async def with_root_policy(server: Server, msp: Msp, url: str, rounds: int = 3) -> dict[str, Any]:
+    """GET /v1/me, a read on the client and the permission decision alone (p50), without and
+    with a security policy on the root (SPEC §5.2), alternating so a noisy neighbour weighs on
+    both; medians of the rounds."""
+    paths = {"me": "/v1/me", "inherited": f"/v1/tenants/{msp.client_id}"}
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"without": [], "with": []} for name in [*paths, "decision_p50_ms"]
+    }
+    policy_url = f"/v1/tenants/{msp.root_id}/security-policy"
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        for _ in range(rounds):
+            for label, body in (("without", {}), ("with", ROOT_POLICY)):
+                (await client.put(policy_url, json=body, headers=msp.session)).raise_for_status()
+                for name, path in paths.items():
+                    load = await throughput(server, path, msp.api_key)
+                    figures[name][label].append(load["rps"])
+                decision = await permission_decision(url, msp, rounds=1000)
+                figures["decision_p50_ms"][label].append(decision["p50_ms"])
+        (await client.put(policy_url, json={}, headers=msp.session)).raise_for_status()
+    report: dict[str, Any] = {}
+    for name, runs in figures.items():
+        without, with_policy = statistics.median(runs["without"]), statistics.median(runs["with"])
+        report[name] = {
+            "without": round(without, 3),
+            "with": round(with_policy, 3),
+            "ratio": ratio(with_policy, without),
+        }
+    return report

@@ -26,6 +26,9 @@ STATUS: dict[type[e.DomainError], int] = {
     e.NoAccess: 403,
     e.Forbidden: 403,
     e.TenantDisabled: 403,
+    e.TwoFactorRequired: 403,
+    e.IpNotAllowed: 403,
+    e.WouldLockYouOut: 422,
     e.NotFound: 404,
     e.CannotDeleteSelf: 403,
     e.CannotChangeOwnAccess: 403,
@@ -66,6 +69,9 @@ STATUS: dict[type[e.DomainError], int] = {
     e.ScimUserExists: 409,
     e.InvalidFilter: 400,
     e.InvalidCursor: 400,
+    e.CannotResetOwnPassword: 403,
+    e.EmailTaken: 409,
+    e.PasskeyRejected: 422,
 }
 
 # Problems the edge raises itself, not the domain.
@@ -97,6 +103,13 @@ class Problem(BaseModel):
     code: str
     request_id: str | None = None
     errors: list[ProblemItem] | None = None
+    methods: list[str] | None = Field(
+        default=None, description="otp_required: the second factors this user may answer with"
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None,
+        description="otp_required: passkey request options (navigator.credentials.get)",
+    )
 
 
 def status_of(error: e.DomainError) -> int:
@@ -118,6 +131,7 @@ def problem(
     detail: str,
     errors: list[ProblemItem] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"/problems/{code}",
@@ -128,6 +142,7 @@ def problem(
         code=code,
         request_id=getattr(request.state, "request_id", None),
         errors=errors,
+        **(extensions or {}),
     )
     all_headers = dict(headers or {})
     if status == 401:
@@ -166,6 +181,7 @@ def domain_problem(request: Request, error: e.DomainError) -> JSONResponse:
         detail=error.detail,
         errors=items,
         headers=headers,
+        extensions=getattr(error, "extensions", None),
     )
 
 

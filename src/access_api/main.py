@@ -26,12 +26,18 @@ from access_api.routers import (
     audit,
     auth,
     authorizations,
+    email_changes,
     health,
     invitations,
     me,
+    pages,
+    passkeys,
+    password_resets,
+    policies,
     problems,
     roles,
     scim,
+    sessions,
     sso,
     tenants,
     two_factor,
@@ -146,6 +152,8 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served with their assets by pages.install_docs: no CDN needed
+        redoc_url=None,
     )
     errors.install(app)
     for router in (
@@ -167,11 +175,21 @@ def create_app(
         agents.agent_router,
         two_factor_resets.router,
         two_factor_resets.public_router,
+        policies.router,
         sso.router,
         sso.public_router,
         scim.router,
     ):
         app.include_router(router)
+    app.include_router(password_resets.public_router)
+    app.include_router(password_resets.router)
+    app.include_router(sessions.router)
+    app.include_router(sessions.admin_router)
+    app.include_router(passkeys.router)
+    app.include_router(email_changes.router)
+    if settings.hosted_pages:
+        app.include_router(pages.router)
+    pages.install_docs(app)
     app.mount("/scim/v2", scim_app.create(app))
     if settings.cors_origins:
         app.add_middleware(

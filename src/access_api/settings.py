@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     )
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
+    password_reset_answer_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Forgot-password answers take at least this long, known email or not, so "
+        "timing tells nothing about which emails have an account",
+    )
+    hosted_pages: bool = Field(
+        default=True,
+        description="Serve the pages behind every emailed link (reset password, accept an "
+        "invitation, ...); off when a frontend under PUBLIC_URL serves them",
+    )
 
     @field_validator("public_url", "base_url")
     @classmethod

@@ -29,8 +29,12 @@ from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.passkeys import PasskeyRepository
+from access_api.repositories.policies import PolicyRepository
+from access_api.repositories.recovery import RecoveryRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.scim import ScimRepository
+from access_api.repositories.sessions import SessionListing
 from access_api.repositories.sso import SsoRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
@@ -150,6 +154,22 @@ class Work:
     def scim(self) -> ScimRepository:
         return ScimRepository(self.session)
 
+    @cached_property
+    def policies(self) -> PolicyRepository:
+        return PolicyRepository(self.session)
+
+    @cached_property
+    def recovery(self) -> RecoveryRepository:
+        return RecoveryRepository(self.session)
+
+    @cached_property
+    def passkeys(self) -> PasskeyRepository:
+        return PasskeyRepository(self.session)
+
+    @cached_property
+    def session_list(self) -> SessionListing:
+        return SessionListing(self.session)
+
     # --- adapters that need the transaction's hooks -------------------------------------
 
     @cached_property
@@ -172,6 +192,7 @@ class Work:
             dispatcher=self.state.dispatcher,
             now=self.now,
             after_refusal=self.after_refusal,
+            public_url=self.settings.public_url,
         )
 
     def after_commit(self, hook: Hook) -> None:
