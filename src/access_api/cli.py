@@ -96,7 +96,7 @@ async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str
         out.write(f"Admin {result.admin_email}, with the password you gave.\n")
     out.write(
         "Log in:\n"
-        f"  curl -s -X POST {(args.api_url or settings.api_url).rstrip('/')}/v1/auth/login "
+        f"  curl -s -X POST {(args.api_url or settings.base_url).rstrip('/')}/v1/auth/login "
         "-H 'Content-Type: application/json' \\\n"
         f'    -d \'{{"email": "{result.admin_email}", "password": "<password>"}}\'\n'
     )
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument(
         "--api-url",
         help="where the API answers, for the login command printed at the end (default: "
-        "ACCESS_API_API_URL; PUBLIC_URL is the web app's address, used in emails)",
+        "ACCESS_API_BASE_URL; PUBLIC_URL is the web app's address, used in emails)",
     )
 
     commands.add_parser("openapi", help="print the OpenAPI contract as YAML")

@@ -39,13 +39,16 @@ from access_api.routers import (
     policies,
     problems,
     roles,
+    scim,
     sessions,
+    sso,
     tenants,
     two_factor,
     two_factor_resets,
     users,
 )
 from access_api.routing import text_pattern
+from access_api.scim import app as scim_app
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
@@ -233,6 +236,9 @@ def create_app(
         two_factor_resets.router,
         two_factor_resets.public_router,
         policies.router,
+        sso.router,
+        sso.public_router,
+        scim.router,
     ):
         # FastAPI's body limit, per route rather than app-wide: the app-wide one answers a
         # too-large Content-Length in plain text whatever the app sends, while a route's
@@ -248,6 +254,7 @@ def create_app(
     if settings.hosted_pages:
         app.include_router(pages.router, max_body_size=settings.max_body_bytes)
     pages.install_docs(app)
+    app.mount("/scim/v2", scim_app.create(app))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -32,10 +32,11 @@ class Settings(BaseSettings):
     )
     secret_key_file: Path = Path(".access-api-secret")
     public_url: str = "http://127.0.0.1:8000"
-    api_url: str = Field(
+    base_url: str = Field(
         default="http://127.0.0.1:8000",
-        description="Where clients reach this API (bootstrap prints its login command against "
-        "it); public_url is where people follow links from emails",
+        description="The API's own public address: clients reach it there (bootstrap prints "
+        "its login command against it) and the OpenID redirect URI is "
+        "{base_url}/v1/auth/sso/callback; public_url is where people follow links from emails",
     )
     smtp_url: SecretStr | None = None
     smtp_from: str = "access-api <no-reply@access-api.localhost>"
@@ -102,7 +103,7 @@ class Settings(BaseSettings):
         "invitation, ...); off when a frontend under PUBLIC_URL serves them",
     )
 
-    @field_validator("public_url")
+    @field_validator("public_url", "base_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")

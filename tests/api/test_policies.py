@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -285,7 +285,7 @@ class TestEnforcement:
         # Policy before permission.
         response = await world.client.post(
             f"/v1/tenants/{tree['client']}/clients/disable",
-            json={"ids": []},
+            json={"ids": [str(uuid4())]},
             headers=reader.headers,
         )
         assert_problem(response, 403, "two_factor_required")

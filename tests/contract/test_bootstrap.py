@@ -54,7 +54,7 @@ def test_it_prints_a_login_command_against_the_api_not_the_public_url(tmp_path: 
     assert "app.example.com" not in booted.stdout
     elsewhere = run(
         *BOOT, "--domain-prefix", "boot", "--api-url", "https://api.example.com/",
-        env={**env, "ACCESS_API_API_URL": "https://ignored.example.com"}, cwd=tmp_path,
+        env={**env, "ACCESS_API_BASE_URL": "https://ignored.example.com"}, cwd=tmp_path,
     )  # fmt: skip
     assert elsewhere.returncode == 0  # the MSP exists: nothing changes, and it says so
     assert "already exists" in elsewhere.stdout

@@ -57,8 +57,15 @@ class Action(StrEnum):
     ROLE_CREATED = "role.created"
     ROLE_DELETED = "role.deleted"
     ROLE_UPDATED = "role.updated"
+    SCIM_SETTINGS_UPDATED = "scim_settings.updated"
+    SCIM_USER_DEACTIVATED = "scim_user.deactivated"
+    SCIM_USER_PROVISIONED = "scim_user.provisioned"
     SESSION_CREATED = "session.created"
     SESSION_ENDED = "session.ended"
+    SSO_CONNECTION_DELETED = "sso_connection.deleted"
+    SSO_CONNECTION_SAVED = "sso_connection.saved"
+    SSO_LOGIN_REFUSED = "sso.login_refused"
+    SSO_LOGIN_SUCCEEDED = "sso.login_succeeded"
     SESSION_REVOKED = "session.revoked"
     TENANT_CREATED = "tenant.created"
     TENANT_DELETED = "tenant.deleted"
@@ -95,6 +102,11 @@ _TARGET_TYPES: dict[str, str] = {
     "two_factor.reset_denied": "user",
     "two_factor.reset_requested": "user",
     "users.exported": "tenant",
+    "scim_settings.updated": "tenant",
+    "scim_user.deactivated": "user",
+    "scim_user.provisioned": "user",
+    "sso.login_refused": "sso_connection",
+    "sso.login_succeeded": "user",
     "policy.updated": "tenant",
     "password_reset.completed": "user",
     "password_reset.requested": "user",

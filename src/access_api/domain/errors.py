@@ -265,6 +265,49 @@ class RoleKeyTaken(DomainError):
     title = "A role with this key already exists in this organization"
 
 
+# --- single sign-on and SCIM (SPEC §5.3) ----------------------------------------------------
+
+
+class SsoNotConfigured(DomainError):
+    code = "sso_not_configured"
+    title = "Single sign-on is not configured for this email domain or account"
+
+
+class SsoDomainTaken(DomainError):
+    code = "sso_domain_taken"
+    title = "This email domain already belongs to another single sign-on connection"
+
+
+class SsoRequired(DomainError):
+    code = "sso_required"
+    title = "Accounts of this email domain sign in with single sign-on"
+
+
+class SsoDiscoveryFailed(DomainError):
+    code = "sso_discovery_failed"
+    title = "The issuer's OpenID configuration could not be read"
+
+
+class ScimUserExists(DomainError):
+    code = "scim_user_exists"
+    title = "A user with this userName or email already exists"
+
+
+class InvalidFilter(DomainError):
+    code = "invalid_filter"
+    title = "The filter is not valid, or names what cannot be searched by"
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    title = "This cursor is not one this list gave out"
+
+
+class ScimGroupUnknown(DomainError):
+    code = "scim_group_unknown"
+    title = "A SCIM group is a role of the organization: no role has this key"
+
+
 # --- request-level conventions ------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ class Permission(StrEnum):
     AGENTS_MANAGE = "agents.manage"
     ROLES_WRITE = "roles.write"
     AUDIT_READ = "audit.read"
+    SSO_MANAGE = "sso.manage"
     POLICIES_WRITE = "policies.write"
     SESSIONS_MANAGE = "sessions.manage"
 
@@ -43,6 +44,7 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.AGENTS_MANAGE: "Provision, reregister, deregister and reprovision agents",
     Permission.ROLES_WRITE: "Create, edit and delete custom roles",
     Permission.AUDIT_READ: "Read the audit trail",
+    Permission.SSO_MANAGE: "Configure single sign-on (OpenID Connect) and SCIM provisioning",
     Permission.POLICIES_WRITE: "Set the account's security policy",
     Permission.SESSIONS_MANAGE: "See and end users' login sessions",
 }

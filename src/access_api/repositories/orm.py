@@ -521,3 +521,82 @@ webauthn_challenges = sa.Table(
     sa.CheckConstraint("purpose IN ('register', 'login')", name="purpose"),
     sa.Index("ix_webauthn_challenges_user_id_created_at", "user_id", "created_at"),
 )
+
+# Single sign-on (SPEC §5.3): one OpenID connection per tenant. The client secret is sealed
+# (AES-GCM under the server secret); a domain belongs to one connection of the deployment.
+sso_connections = sa.Table(
+    "sso_connections",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False, unique=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("issuer", sa.String(500), nullable=False),
+    sa.Column("client_id", sa.String(255), nullable=False),
+    sa.Column("client_secret", sa.String(1024), nullable=False),
+    sa.Column("jit_enabled", sa.Boolean(), nullable=False),
+    sa.Column("jit_roles", JSONType, nullable=False),
+    sa.Column("jit_include_descendants", sa.Boolean(), nullable=False),
+    sa.Column("enforce", sa.Boolean(), nullable=False),
+    _created(),
+    _updated(),
+)
+
+sso_domains = sa.Table(
+    "sso_domains",
+    metadata,
+    sa.Column("domain", sa.String(253), primary_key=True),
+    sa.Column("connection_id", sa.Uuid(), sa.ForeignKey("sso_connections.id"), nullable=False),
+    sa.Index("ix_sso_domains_connection_id", "connection_id"),
+)
+
+# A login in flight: the state (as a keyed digest), the nonce and the PKCE verifier (sealed),
+# kept in the database so that any process can finish what another started.
+sso_logins = sa.Table(
+    "sso_logins",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("connection_id", sa.Uuid(), sa.ForeignKey("sso_connections.id"), nullable=False),
+    sa.Column("nonce", sa.String(1024), nullable=False),
+    sa.Column("code_verifier", sa.String(1024), nullable=False),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+)
+
+# The one-time code the callback hands to the frontend, exchanged once for a session.
+sso_codes = sa.Table(
+    "sso_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("connection_id", sa.Uuid(), sa.ForeignKey("sso_connections.id"), nullable=False),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("used_at", Timestamp(), nullable=True),
+)
+
+# SCIM provisioning (SPEC §5.3): what a provisioned user gets in a tenant, and the directory of
+# users the identity provider provisioned there, in the order SCIM pages through them.
+scim_settings = sa.Table(
+    "scim_settings",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("default_roles", JSONType, nullable=False),
+    sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    # How many users the directory holds: SCIM's totalResults without counting rows.
+    sa.Column("user_count", sa.Integer(), nullable=False),
+    _updated(),
+)
+
+scim_users = sa.Table(
+    "scim_users",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("user_name", sa.String(320), nullable=False),
+    sa.Column("user_name_key", sa.String(320), nullable=False),
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    _created(),
+    _updated(),
+    sa.Index("uq_scim_users_tenant_id_user_name_key", "tenant_id", "user_name_key", unique=True),
+)

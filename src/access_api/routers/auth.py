@@ -36,7 +36,7 @@ class LoginRequest(Body):
     "/login",
     summary="Log in with email and password (and a two-factor code when asked for one)",
     responses=problem_responses(
-        e.InvalidCredentials, e.OtpRequired, e.RateLimited, e.ValidationFailed
+        e.InvalidCredentials, e.OtpRequired, e.RateLimited, e.SsoRequired, e.ValidationFailed
     ),
 )
 async def login(body: LoginRequest, work: Work) -> Token:

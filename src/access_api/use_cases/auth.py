@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from access_api.auth.credentials import SESSION_PREFIX
-from access_api.domain import auth, policies, throttle
+from access_api.domain import auth, policies, sso, throttle
 from access_api.domain import errors as e
 from access_api.domain.access import Caller
 from access_api.domain.audit import Action, Actor, ActorKind
@@ -41,6 +41,7 @@ async def login(
     account = (throttle.LOGIN_ACCOUNT, email_key(email))
     address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
     await work.throttle.check(account, address)
+    sso.ensure_password_login_allowed(await work.sso.of_domain(sso.email_domain(email)))
     found = await work.users.by_email(email)
     matched = await work.passwords.verify(password, found[1] if found else None)
     if found is None or not matched:

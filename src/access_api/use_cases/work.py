@@ -33,7 +33,9 @@ from access_api.repositories.passkeys import PasskeyRepository
 from access_api.repositories.policies import PolicyRepository
 from access_api.repositories.recovery import RecoveryRepository
 from access_api.repositories.roles import RoleRepository
+from access_api.repositories.scim import ScimRepository
 from access_api.repositories.sessions import SessionListing
+from access_api.repositories.sso import SsoRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -143,6 +145,14 @@ class Work:
     @cached_property
     def members(self) -> MemberRepository:
         return MemberRepository(self.session)
+
+    @cached_property
+    def sso(self) -> SsoRepository:
+        return SsoRepository(self.session)
+
+    @cached_property
+    def scim(self) -> ScimRepository:
+        return ScimRepository(self.session)
 
     @cached_property
     def policies(self) -> PolicyRepository:
