@@ -22,6 +22,7 @@ class Permission(StrEnum):
     AGENTS_MANAGE = "agents.manage"
     ROLES_WRITE = "roles.write"
     AUDIT_READ = "audit.read"
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 DESCRIPTIONS: dict[Permission, str] = {
@@ -41,6 +42,7 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.AGENTS_MANAGE: "Provision, reregister, deregister and reprovision agents",
     Permission.ROLES_WRITE: "Create, edit and delete custom roles",
     Permission.AUDIT_READ: "Read the audit trail",
+    Permission.WEBHOOKS_MANAGE: "Subscribe webhook endpoints to events and see their deliveries",
 }
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(Permission)

@@ -281,21 +281,23 @@ class Dispatcher(OutboxDispatcher):
 
 
 async def run_worker(settings: Settings) -> None:
-    """`access-api worker`: the dispatcher alone, until SIGTERM or SIGINT."""
+    """`access-api worker`: the outbox dispatchers alone (mail and webhooks), until SIGTERM or
+    SIGINT."""
+    # Imported here: the webhook channel builds on this module (Letters for its notices).
+    from access_api.services.webhooks import webhook_dispatcher  # noqa: PLC0415
+
     database = Database.connect(settings)
-    dispatcher = Dispatcher(
-        database=database,
-        keyring=Keyring(settings.secret),
-        clock=SystemClock(),
-        settings=settings,
-    )
+    keyring = Keyring(settings.secret)
+    clock = SystemClock()
+    dispatcher = Dispatcher(database=database, keyring=keyring, clock=clock, settings=settings)
+    hooks = webhook_dispatcher(dispatcher, database, keyring, clock, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info("mail worker started (%s transport)", dispatcher.transport.name)
     try:
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), hooks.run(stop))
     finally:
         await dispatcher.close()
         await database.dispose()

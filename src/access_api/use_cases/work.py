@@ -32,6 +32,8 @@ from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
+from access_api.repositories.webhooks import WebhookRepository
+from access_api.services import webhooks
 from access_api.services.keyring import Keyring
 from access_api.services.passwords import Passwords
 from access_api.services.second_factor import SecondFactor
@@ -135,6 +137,10 @@ class Work:
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
 
+    @cached_property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self.session)
+
     # --- adapters that need the transaction's hooks -------------------------------------
 
     @cached_property
@@ -237,6 +243,8 @@ class Work:
         if events:
             await self.audit.record(events)
             self.events.extend(events)
+            if await webhooks.enqueue(self.webhooks, self.outbox, events):
+                self.after_commit(self.state.webhooks.wake)
 
     async def send(self, mails: Iterable[QueuedMail]) -> None:
         """Queue mail in the outbox (same transaction) and wake the dispatcher after commit."""
