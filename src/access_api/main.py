@@ -21,6 +21,7 @@ from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
+    access,
     agents,
     api_keys,
     audit,
@@ -177,6 +178,7 @@ def create_app(
         two_factor_resets.public_router,
         webhooks.router,
         webhooks.catalog_router,
+        access.router,
     ):
         app.include_router(router)
     if settings.cors_origins:
