@@ -221,6 +221,7 @@ class GrantRequest:
     tenant_id: UUID
     roles: tuple[str, ...]
     include_descendants: bool
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,6 +285,7 @@ def plan_grants(
     the tree keeps at least one admin on its root. Refused items are named by user id, or by
     tenant id when one user's grants are set (item="tenant")."""
     _check_request_shape(requests)
+    _check_expiry(requests, context.now)
     errors: list[ItemError] = []
     changes: list[GrantChange] = []
     requested = {(r.user_id, r.tenant_id) for r in requests}
@@ -334,6 +336,17 @@ def _check_request_shape(requests: Sequence[GrantRequest]) -> None:
         raise ValidationFailed(problems)
 
 
+def _check_expiry(requests: Sequence[GrantRequest], now: datetime) -> None:
+    """Time-limited access ends in the future: a grant that expired already is a mistake."""
+    problems = [
+        FieldError(f"items.{index}.expires_at", "in_the_past", "must be in the future")
+        for index, request in enumerate(requests)
+        if request.expires_at is not None and request.expires_at <= now
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
     if request.user_id == context.caller.user_id:
         raise CannotChangeOwnAccess()
@@ -351,6 +364,7 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
             tenant_id=request.tenant_id,
             roles=frozenset(request.roles),
             include_descendants=request.include_descendants,
+            expires_at=request.expires_at,
         )
         if request.roles
         else None
@@ -365,7 +379,8 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
     if before == after or (
         before is not None
         and after is not None
-        and (before.roles, before.include_descendants) == (after.roles, after.include_descendants)
+        and (before.roles, before.include_descendants, before.expires_at)
+        == (after.roles, after.include_descendants, after.expires_at)
     ):
         return None
     return GrantChange(before=before, after=after)
@@ -403,7 +418,21 @@ def grant_changes(change: GrantChange) -> Changes:
             "before": before.include_descendants if before else None,
             "after": after.include_descendants if after else None,
         },
+        **(
+            {
+                "expires_at": {
+                    "before": _iso(before.expires_at if before else None),
+                    "after": _iso(after.expires_at if after else None),
+                }
+            }
+            if (before and before.expires_at) or (after and after.expires_at)
+            else {}
+        ),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def root_admins_after(
@@ -414,7 +443,12 @@ def root_admins_after(
         if change.tenant_id != root_id:
             continue
         had = change.before is not None and ADMIN_ROLE in change.before.roles
-        has = change.after is not None and ADMIN_ROLE in change.after.roles
+        # An admin grant that will expire does not keep the tree administrable.
+        has = (
+            change.after is not None
+            and ADMIN_ROLE in change.after.roles
+            and change.after.expires_at is None
+        )
         if had and not has:
             remaining.discard(change.user_id)
         elif has:
