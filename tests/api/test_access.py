@@ -167,3 +167,143 @@ class TestTimeLimitedGrant:
         access = await explained(world, msp.id, temp, msp.admin)
         assert set(access) == {client["id"]}
         assert "users.export" not in access[client["id"]]["permissions"]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class TestExpiringAuthorizations:
+    async def test_the_tenant_view_sets_and_lists_an_expiry(self, world: World, msp: Msp) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        temp = await world.user(msp.id, [])
+        until = world.clock.now() + timedelta(hours=2)
+        path = f"/v1/tenants/{client['id']}/authorizations"
+        response = await world.client.put(
+            path,
+            json={
+                "items": [
+                    {"user_id": str(temp.user_id), "roles": ["admin"], "expires_at": _iso(until)}
+                ]
+            },
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        listed = (await world.client.get(path, headers=msp.admin.headers)).json()["items"]
+        assert [(i["user"]["id"], i["expires_at"]) for i in listed] == [
+            (str(temp.user_id), _iso(until))
+        ]
+        temp = await world.login(temp.email)
+        assert (
+            await world.client.get(f"/v1/tenants/{client['id']}", headers=temp.headers)
+        ).status_code == 200
+        world.clock.advance(timedelta(hours=2))
+        temp = await world.login(temp.email)
+        response = await world.client.get(f"/v1/tenants/{client['id']}", headers=temp.headers)
+        assert_problem(response, 403, "no_access")
+
+    async def test_the_user_view_sets_and_lists_an_expiry(self, world: World, msp: Msp) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        temp = await world.user(msp.id, [(client["id"], ["read_only"], False)])
+        until = world.clock.now() + timedelta(days=30)
+        path = f"/v1/tenants/{msp.id}/users/{temp.user_id}/authorizations"
+        response = await world.client.put(
+            path,
+            json={
+                "items": [
+                    {"tenant_id": client["id"], "roles": ["admin"], "expires_at": _iso(until)}
+                ]
+            },
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 200, response.text
+        shown = (await world.client.get(path, headers=msp.admin.headers)).json()
+        assert [(g["tenant_id"], g["expires_at"]) for g in shown["items"]] == [
+            (client["id"], _iso(until))
+        ]
+
+    async def test_an_expiry_in_the_past_is_refused_in_both_views(
+        self, world: World, msp: Msp
+    ) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        temp = await world.user(msp.id, [(client["id"], ["read_only"], False)])
+        past = _iso(world.clock.now() - timedelta(seconds=1))
+        before = await world.snapshot(ignore={"sessions"})
+        response = await world.client.put(
+            f"/v1/tenants/{client['id']}/authorizations",
+            json={
+                "items": [{"user_id": str(temp.user_id), "roles": ["admin"], "expires_at": past}]
+            },
+            headers=msp.admin.headers,
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["code"] == "in_the_past"
+        response = await world.client.put(
+            f"/v1/tenants/{msp.id}/users/{temp.user_id}/authorizations",
+            json={"items": [{"tenant_id": client["id"], "roles": ["admin"], "expires_at": past}]},
+            headers=msp.admin.headers,
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["code"] == "in_the_past"
+        response = await world.client.put(
+            f"/v1/tenants/{client['id']}/authorizations",
+            json={
+                "items": [
+                    {
+                        "user_id": str(temp.user_id),
+                        "roles": ["admin"],
+                        "expires_at": "2030-01-01T00:00:00",
+                    }
+                ]
+            },
+            headers=msp.admin.headers,
+        )
+        assert_problem(response, 422, "validation_error")  # a time without a zone is ambiguous
+        assert await world.snapshot(ignore={"sessions"}) == before
+
+    async def test_the_last_admin_rule_ignores_admins_whose_grant_expires(
+        self, world: World, msp: Msp
+    ) -> None:
+        helper = await world.user(msp.id, [])
+        await grant(
+            world,
+            msp.id,
+            helper,
+            msp.id,
+            ["admin"],
+            include_descendants=True,
+            expires_at=world.clock.now() + timedelta(days=1),
+        )
+        helper = await world.login(helper.email)
+        before = await world.snapshot(ignore={"sessions"})
+        # removing the only admin who stays
+        response = await world.client.put(
+            f"/v1/tenants/{msp.id}/authorizations",
+            json={"items": [{"user_id": str(msp.admin.user_id), "roles": []}]},
+            headers=helper.headers,
+        )
+        assert_problem(response, 409, "last_admin")
+        # or making their admin grant expire
+        response = await world.client.put(
+            f"/v1/tenants/{msp.id}/authorizations",
+            json={
+                "items": [
+                    {
+                        "user_id": str(msp.admin.user_id),
+                        "roles": ["admin"],
+                        "include_descendants": True,
+                        "expires_at": _iso(world.clock.now() + timedelta(days=365)),
+                    }
+                ]
+            },
+            headers=helper.headers,
+        )
+        assert_problem(response, 409, "last_admin")
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/users/delete",
+            json={"ids": [str(msp.admin.user_id)]},
+            headers=helper.headers,
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] in {"last_admin", "bulk_refused"}
+        assert await world.snapshot(ignore={"sessions"}) == before

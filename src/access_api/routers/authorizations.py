@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from access_api.dependencies import Access, Audit, Locked, Now, People, State, Tenants, requires
 from access_api.domain import access
@@ -84,12 +84,18 @@ class TenantGrantItem(Body):
         max_length=access.MAX_ROLES_PER_GRANT, description="[] removes all access here"
     )
     include_descendants: bool = False
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When this grant stops counting (future only); null: never"
+    )
 
 
 class UserGrantItem(Body):
     tenant_id: UUID
     roles: list[str] = Field(max_length=access.MAX_ROLES_PER_GRANT)
     include_descendants: bool = False
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When this grant stops counting (future only); null: never"
+    )
 
 
 class TenantGrantsBody(Body):
@@ -154,6 +160,7 @@ async def put_tenant_grants(
             tenant_id=tenant.id,
             roles=tuple(item.roles),
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in body.items
     ]
@@ -242,6 +249,7 @@ async def put_user_grants(
             tenant_id=item.tenant_id,
             roles=tuple(item.roles),
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in body.items
     ]
