@@ -1,4 +1,5 @@
-"""webhook endpoints, their delivery attempts, and an outbox shared by mail and webhooks
+"""webhook endpoints, their delivery attempts, an outbox shared by mail and webhooks, and
+scoped API keys
 
 Revision ID: 0009
 Revises: 0005
@@ -23,6 +24,10 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("permissions", _JSON, nullable=True))
+        batch_op.add_column(sa.Column("tenant_ids", _JSON, nullable=True))
+
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("channel", sa.String(length=16), nullable=False, server_default="mail")
@@ -107,3 +112,6 @@ def downgrade() -> None:
             sqlite_where=_UNSENT,
         )
         batch_op.drop_column("channel")
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_column("tenant_ids")
+        batch_op.drop_column("permissions")

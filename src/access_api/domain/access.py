@@ -42,6 +42,7 @@ class Caller:
     credential_id: UUID
     root_id: UUID | None = None
     permission_limit: frozenset[str] | None = None
+    tenant_limit: frozenset[UUID] | None = None
 
     @property
     def actor(self) -> Actor:
@@ -203,6 +204,13 @@ def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
     if facts.chain_disabled:
         raise TenantDisabled(f"{tenant.name} (or an account above it) is disabled")
     return Scope(caller=caller, tenant=tenant, standing=held_standing)
+
+
+def ensure_within_limit(caller: Caller, chain: Sequence[UUID]) -> None:
+    """A credential scoped to some tenants works in those and below them only; elsewhere the
+    tenant is out of its reach (absent, not forbidden)."""
+    if caller.tenant_limit is not None and not caller.tenant_limit.intersection(chain):
+        raise NotFound()
 
 
 def require(scope: Scope, permission: str) -> None:

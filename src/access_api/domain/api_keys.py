@@ -12,6 +12,7 @@ from access_api.domain.errors import (
     ApiKeyExpired,
     FieldError,
     NotFound,
+    PrivilegeEscalation,
     Unauthenticated,
     ValidationFailed,
 )
@@ -38,6 +39,8 @@ class ApiKey:
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    permissions: frozenset[str] | None = None
+    tenant_ids: frozenset[UUID] | None = None
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -134,3 +137,55 @@ def revoked_changes(key: ApiKey) -> Changes:
             "after": key.revoked_at.isoformat() if key.revoked_at else None,
         }
     }
+
+
+def scoped(
+    key: ApiKey,
+    *,
+    caller_permissions: frozenset[str],
+    permissions: list[str] | None,
+    tenant_ids: list[UUID] | None,
+    reachable: frozenset[UUID],
+) -> ApiKey:
+    """A key may be narrowed: to some permissions (only ones the caller holds here: a key
+    cannot carry what its maker lacks) and to some tenants (at or below the context). At use
+    it can do no more than both its scope and its user's current roles allow."""
+    problems: list[FieldError] = []
+    wanted = None if permissions is None else frozenset(permissions)
+    if wanted is not None:
+        unknown = sorted(wanted - frozenset(Permission))
+        if unknown:
+            problems.append(
+                FieldError("permissions", "unknown_permission", f"not in the catalog: {unknown}")
+            )
+        elif not wanted:
+            problems.append(FieldError("permissions", "empty", "name at least one permission"))
+    places = None if tenant_ids is None else frozenset(tenant_ids)
+    if places is not None and not places:
+        problems.append(FieldError("tenant_ids", "empty", "name at least one tenant"))
+    if problems:
+        raise ValidationFailed(problems)
+    if wanted is not None and not wanted <= caller_permissions:
+        missing = ", ".join(sorted(wanted - caller_permissions))
+        raise PrivilegeEscalation(f"you would give the key permissions you do not hold: {missing}")
+    if places is not None and not places <= reachable:
+        raise NotFound(f"no account {', '.join(sorted(map(str, places - reachable)))} here")
+    return replace(key, permissions=wanted, tenant_ids=places)
+
+
+def scope_changes(before: ApiKey | None, after: ApiKey) -> Changes:
+    """A key's scope in the audit trail (only when it has one or it changed)."""
+    changes: Changes = {}
+    old_permissions = before.permissions if before else None
+    old_tenants = before.tenant_ids if before else None
+    if after.permissions != old_permissions:
+        changes["permissions"] = {
+            "before": sorted(old_permissions) if old_permissions is not None else None,
+            "after": sorted(after.permissions) if after.permissions is not None else None,
+        }
+    if after.tenant_ids != old_tenants:
+        changes["tenant_ids"] = {
+            "before": sorted(map(str, old_tenants)) if old_tenants is not None else None,
+            "after": sorted(map(str, after.tenant_ids)) if after.tenant_ids is not None else None,
+        }
+    return changes

@@ -360,6 +360,10 @@ api_keys = sa.Table(
     sa.Column("last_used_at", Timestamp(), nullable=True),
     sa.Column("expires_at", Timestamp(), nullable=True),
     sa.Column("revoked_at", Timestamp(), nullable=True),
+    # A scoped key: no more than these permissions, only in these tenants and below (null:
+    # its user's every permission, everywhere in the tree).
+    sa.Column("permissions", JSONType, nullable=True),
+    sa.Column("tenant_ids", JSONType, nullable=True),
     sa.Index("ix_api_keys_user_id_root_id_created_at_id", "user_id", "root_id", "created_at", "id"),
     sa.Index("ix_api_keys_user_id_root_id_name_id", "user_id", "root_id", "name", "id"),
 )

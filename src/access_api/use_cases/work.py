@@ -180,6 +180,8 @@ class Work:
         """The caller acting in a tenant's context: reach, then status, then permission."""
         facts = await self.grants.scope_facts(caller, tenant_id, self.now)
         resolved = access.resolve_scope(caller, facts, self.now)
+        if caller.tenant_limit is not None:  # a key scoped to some tenants and below
+            access.ensure_within_limit(caller, await self.tenants.chain(tenant_id))
         if permission is not None:
             access.require(resolved, permission)
         return resolved
