@@ -1,5 +1,5 @@
 """webhook endpoints, their delivery attempts, an outbox shared by mail and webhooks, and
-scoped API keys
+scoped API keys, and time-limited offers in invitations
 
 Revision ID: 0009
 Revises: 0005
@@ -24,6 +24,8 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("invitation_grants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("permissions", _JSON, nullable=True))
         batch_op.add_column(sa.Column("tenant_ids", _JSON, nullable=True))
@@ -115,3 +117,5 @@ def downgrade() -> None:
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("tenant_ids")
         batch_op.drop_column("permissions")
+    with op.batch_alter_table("invitation_grants", schema=None) as batch_op:
+        batch_op.drop_column("expires_at")

@@ -7,9 +7,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import sqlalchemy as sa
+
 from access_api.domain.access import Grant, GrantChange
 from access_api.repositories.access import AccessRepository
-from tests.api.conftest import Login, Msp, World, assert_problem
+from access_api.repositories.orm import authorizations
+from tests.api.conftest import Login, Msp, World, assert_problem, delivered
+from tests.mail import SmtpServer, accept_token
 
 
 async def grant(
@@ -306,4 +310,84 @@ class TestExpiringAuthorizations:
         )
         assert response.status_code == 409, response.text
         assert response.json()["code"] in {"last_admin", "bulk_refused"}
+        assert await world.snapshot(ignore={"sessions"}) == before
+
+
+class TestExpiringInvitations:
+    async def test_an_offer_with_an_expiry_gives_time_limited_access(
+        self, world: World, msp: Msp, smtp: SmtpServer
+    ) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        until = world.clock.now() + timedelta(minutes=45)
+        offer = {"tenant_id": client["id"], "roles": ["admin"], "expires_at": _iso(until)}
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/invitations",
+            json={"emails": ["temp@example.com"], "authorizations": [offer]},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 201, response.text
+        (item,) = response.json()["items"]
+        assert item["invitation"]["authorizations"][0]["expires_at"] == _iso(until)
+        mail = (await delivered(world, smtp))["temp@example.com"]
+        accepted = await world.client.post(
+            "/v1/invitations/accept",
+            json={
+                "token": accept_token(mail),
+                "first_name": "Tem",
+                "last_name": "Porary",
+                "password": "a long and fresh passphrase",
+            },
+        )
+        assert accepted.status_code == 201, accepted.text
+        (row,) = await world.rows(
+            sa.select(authorizations.c.expires_at).where(
+                authorizations.c.tenant_id == UUID(client["id"])
+            )
+        )
+        assert row.expires_at == until
+        token = {"Authorization": f"Bearer {accepted.json()['access_token']}"}
+        assert (
+            await world.client.get(f"/v1/tenants/{client['id']}", headers=token)
+        ).status_code == 200
+        world.clock.advance(timedelta(minutes=45))
+        response = await world.client.get(f"/v1/tenants/{client['id']}", headers=token)
+        assert_problem(response, 403, "no_access")
+
+    async def test_an_existing_member_gets_the_offer_at_once_with_its_end(
+        self, world: World, msp: Msp
+    ) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        member = await world.user(msp.id, [(msp.id, ["read_only"], False)])
+        until = world.clock.now() + timedelta(days=3)
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/invitations",
+            json={
+                "emails": [member.email],
+                "authorizations": [
+                    {"tenant_id": client["id"], "roles": ["admin"], "expires_at": _iso(until)}
+                ],
+            },
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 201, response.text
+        (row,) = await world.rows(
+            sa.select(authorizations.c.expires_at).where(
+                authorizations.c.tenant_id == UUID(client["id"]),
+                authorizations.c.user_id == member.user_id,
+            )
+        )
+        assert row.expires_at == until
+
+    async def test_an_offer_ending_in_the_past_is_refused(self, world: World, msp: Msp) -> None:
+        before = await world.snapshot(ignore={"sessions"})
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/invitations",
+            json={
+                "emails": ["late@example.com"],
+                "authorizations": [{"roles": ["admin"], "expires_at": _iso(world.clock.now())}],
+            },
+            headers=msp.admin.headers,
+        )
+        problem = assert_problem(response, 422, "validation_error")
+        assert problem["errors"][0]["code"] == "in_the_past"
         assert await world.snapshot(ignore={"sessions"}) == before

@@ -290,6 +290,7 @@ invitation_grants = sa.Table(
     ),
     sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    sa.Column("expires_at", Timestamp(), nullable=True),  # the offered grant's end, if any
     sa.UniqueConstraint("invitation_id", "tenant_id"),
     sa.Index("ix_invitation_grants_tenant_id", "tenant_id"),
 )

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi import Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from access_api.dependencies import (
     Access,
@@ -88,6 +88,9 @@ class OfferIn(Body):
     include_descendants: bool = Field(
         default=False, description="Also every account below it, present and future"
     )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The granted access ends then (future only); null: lasting"
+    )
 
 
 class InviteRequest(Body):
@@ -111,6 +114,7 @@ class OfferOut(BaseModel):
     tenant_id: UUID
     roles: list[str]
     include_descendants: bool
+    expires_at: datetime | None = None
 
 
 class InvitationOut(BaseModel):
@@ -142,6 +146,7 @@ class InvitationOut(BaseModel):
                     tenant_id=offer.tenant_id,
                     roles=sorted(offer.roles),
                     include_descendants=offer.include_descendants,
+                    expires_at=offer.expires_at,
                 )
                 for offer in invitation.offers
             ],
@@ -238,6 +243,7 @@ def _offers(items: list[OfferIn], scope: access.Scope) -> list[Offer]:
             tenant_id=item.tenant_id or scope.tenant.id,
             roles=frozenset(item.roles),
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in items
     ]
