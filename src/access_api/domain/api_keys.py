@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from access_api.domain.access import Scope, require
+from access_api.domain.access import Caller, Scope, require
 from access_api.domain.audit import Changes
 from access_api.domain.errors import (
     ApiKeyExpired,
@@ -142,6 +142,7 @@ def revoked_changes(key: ApiKey) -> Changes:
 def scoped(
     key: ApiKey,
     *,
+    caller: Caller,
     caller_permissions: frozenset[str],
     permissions: list[str] | None,
     tenant_ids: list[UUID] | None,
@@ -149,7 +150,14 @@ def scoped(
 ) -> ApiKey:
     """A key may be narrowed: to some permissions (only ones the caller holds here: a key
     cannot carry what its maker lacks) and to some tenants (at or below the context). At use
-    it can do no more than both its scope and its user's current roles allow."""
+    it can do no more than both its scope and its user's current roles allow. A scoped key
+    making a key passes on its own scope when none is asked for: no key ever makes a wider
+    one."""
+    if permissions is None and caller.permission_limit is not None:
+        permissions = sorted(caller.permission_limit)
+    if tenant_ids is None and caller.tenant_limit is not None:
+        tenant_ids = sorted(caller.tenant_limit)
+        reachable = reachable | caller.tenant_limit
     problems: list[FieldError] = []
     wanted = None if permissions is None else frozenset(permissions)
     if wanted is not None:
@@ -170,7 +178,19 @@ def scoped(
         raise PrivilegeEscalation(f"you would give the key permissions you do not hold: {missing}")
     if places is not None and not places <= reachable:
         raise NotFound(f"no account {', '.join(sorted(map(str, places - reachable)))} here")
-    return replace(key, permissions=wanted, tenant_ids=places)
+    scoped_key = replace(key, permissions=wanted, tenant_ids=places)
+    ensure_no_wider(caller, scoped_key)
+    return scoped_key
+
+
+def ensure_no_wider(caller: Caller, key: ApiKey) -> None:
+    """A scoped key cannot make or re-key a key that could do more than itself."""
+    limit = caller.permission_limit
+    if limit is not None and (key.permissions is None or not key.permissions <= limit):
+        raise PrivilegeEscalation("a scoped key cannot make or regenerate a wider key")
+    places = caller.tenant_limit
+    if places is not None and (key.tenant_ids is None or not key.tenant_ids <= places):
+        raise PrivilegeEscalation("a key scoped to some accounts cannot reach beyond them")
 
 
 def scope_changes(before: ApiKey | None, after: ApiKey) -> Changes:

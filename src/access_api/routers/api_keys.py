@@ -18,6 +18,7 @@ from access_api.dependencies import (
     People,
     State,
     TenantId,
+    Tenants,
     requires,
 )
 from access_api.domain import access, api_keys
@@ -80,6 +81,12 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(description="Updated at most once a minute")
     expires_at: datetime | None
     revoked_at: datetime | None
+    permissions: list[str] | None = Field(
+        default=None, description="The most this key may do (null: all its user may)"
+    )
+    tenant_ids: list[UUID] | None = Field(
+        default=None, description="Where it works: these accounts and below (null: everywhere)"
+    )
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
@@ -92,6 +99,8 @@ class ApiKeyOut(BaseModel):
             last_used_at=key.last_used_at,
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
+            permissions=sorted(key.permissions) if key.permissions is not None else None,
+            tenant_ids=sorted(key.tenant_ids) if key.tenant_ids is not None else None,
         )
 
 
@@ -101,7 +110,21 @@ class ApiKeySecret(ApiKeyOut):
     )
 
 
-class ApiKeyCreate(Body):
+class ApiKeyScope(Body):
+    permissions: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Narrow the key to these permissions (ones you hold here); null: all "
+        "its user's",
+    )
+    tenant_ids: list[UUID] | None = Field(
+        default=None,
+        max_length=100,
+        description="Narrow the key to these accounts and below (at or below this one)",
+    )
+
+
+class ApiKeyCreate(ApiKeyScope):
     name: str | None = Field(default=None, max_length=api_keys.NAME_MAX_LENGTH)
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working; none: until revoked"
@@ -124,6 +147,17 @@ async def _key(
     if found is None:
         raise e.NotFound("no such API key")
     return found
+
+
+async def _scoped(key: ApiKey, body: ApiKeyScope, scope: Scope, tenants: Tenants) -> ApiKey:
+    return api_keys.scoped(
+        key,
+        caller=scope.caller,
+        caller_permissions=scope.permissions,
+        permissions=body.permissions,
+        tenant_ids=body.tenant_ids,
+        reachable=await tenants.at_or_below(scope.tenant.id, body.tenant_ids or []),
+    )
 
 
 # --- routes ----------------------------------------------------------------------------------
@@ -168,6 +202,7 @@ async def generate_api_key(
     body: ApiKeyCreate,
     user_id: UserId,
     scope: Acting,
+    tenants: Tenants,
     people: People,
     keys: ApiKeys,
     state: State,
@@ -187,6 +222,7 @@ async def generate_api_key(
         created_by=scope.caller.user_id,
         now=now,
     )
+    key = await _scoped(key, body, scope, tenants)
     await keys.insert(key, state.keyring.digest(secret))
     await audit.record(
         scope.caller.actor,
@@ -194,7 +230,7 @@ async def generate_api_key(
         tenant=scope.tenant,
         target_type="api_key",
         target_id=key.id,
-        changes=created(key, CREATED_FIELDS),
+        changes=created(key, CREATED_FIELDS) | api_keys.scope_changes(None, key),
     )
     return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
 
@@ -208,17 +244,22 @@ async def regenerate_api_key(
     user_id: UserId,
     key_id: KeyId,
     scope: Acting,
+    tenants: Tenants,
     people: People,
     keys: ApiKeys,
     state: State,
     audit: Audit,
     now: Now,
+    body: ApiKeyScope | None = None,
 ) -> ApiKeySecret:
     api_keys.ensure_can_manage_keys(scope, user_id)
     user = await people.manageable(scope, user_id)
     before, old_digest = await _key(keys, key_id, user.id, scope)
     secret = new_token(api_keys.PREFIX)
     key = api_keys.regenerate(before, secret, now)
+    if body is not None and body.model_fields_set:
+        key = await _scoped(key, body, scope, tenants)
+    api_keys.ensure_no_wider(scope.caller, key)
     if not await keys.replace_secret(
         key, old_digest=old_digest, new_digest=state.keyring.digest(secret)
     ):
@@ -229,7 +270,8 @@ async def regenerate_api_key(
         tenant=scope.tenant,
         target_type="api_key",
         target_id=key.id,
-        changes={"prefix": {"before": before.prefix, "after": key.prefix}},
+        changes={"prefix": {"before": before.prefix, "after": key.prefix}}
+        | api_keys.scope_changes(before, key),
     )
     return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
 
