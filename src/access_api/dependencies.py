@@ -29,7 +29,6 @@ from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.outbox import OutboxRepository
-from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -75,11 +74,8 @@ Tenants = Annotated[TenantRepository, Depends(_repository(TenantRepository))]
 Access = Annotated[AccessRepository, Depends(_repository(AccessRepository))]
 Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
 Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
-Roles = Annotated[RoleRepository, Depends(_repository(RoleRepository))]
-AuditEvents = Annotated[AuditRepository, Depends(_repository(AuditRepository))]
 ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
 Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
-TwoFactors = Annotated[TwoFactorRepository, Depends(_repository(TwoFactorRepository))]
 Outbox = Annotated[OutboxRepository, Depends(_repository(OutboxRepository))]
 Invitations = Annotated[InvitationRepository, Depends(_repository(InvitationRepository))]
 
@@ -137,18 +133,29 @@ async def _current_caller(found: Authentication) -> Caller:
 CurrentCaller = Annotated[Caller, Depends(_current_caller)]
 
 
+async def _current_agent(bearer: Bearer, work: Work) -> credentials.ActingAgent:
+    return await credentials.acting_agent(work, bearer.credentials if bearer else None)
+
+
+CurrentAgent = Annotated[credentials.ActingAgent, Depends(_current_agent)]
+"""The agent calling its own routes with its token (not a user-facing credential)."""
+
+
 # --- the tenant scope ---------------------------------------------------------------------
 
 TenantId = Annotated[UUID, Path(description="The tenant in whose context the call is made")]
 
 
-def requires(permission: str) -> Any:
-    """A dependency resolving the caller's scope in {tenant_id} and demanding a permission."""
+def requires(permission: str | None) -> Any:
+    """A dependency resolving the caller's scope in {tenant_id} and demanding a permission
+    (None: none; the use case decides, e.g. everyone manages their own API keys)."""
 
     async def scope(tenant_id: TenantId, caller: CurrentCaller, work: Work) -> Scope:
         return await work.scope(caller, tenant_id, permission)
 
-    scope.__doc__ = f"Requires `{permission}` in the tenant's context."
+    scope.__doc__ = (
+        f"Requires `{permission}` in the tenant's context." if permission else "Any standing."
+    )
     return Depends(scope)
 
 

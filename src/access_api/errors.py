@@ -144,7 +144,12 @@ def domain_problem(request: Request, error: e.DomainError) -> JSONResponse:
         ]
         if error.shared is not None:
             code, title = error.shared.code, error.shared.title
-    headers = getattr(error, "headers", None)
+    # The domain says how long to wait; saying it as an HTTP header is the edge's business.
+    headers = (
+        {"Retry-After": str(error.retry_after_seconds)}
+        if isinstance(error, e.RateLimited)
+        else None
+    )
     return problem(
         request,
         status=status_of(error),

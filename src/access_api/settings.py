@@ -75,7 +75,6 @@ class Settings(BaseSettings):
     )
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
-    login_dummy_delay: bool = True
 
     @field_validator("public_url")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from access_api.cli import openapi_document
+from access_api.domain.audit import Action
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,3 +29,9 @@ def test_every_operation_documents_its_problems() -> None:
                 if "application/problem+json" in response.get("content", {})
             ]
             assert problems, f"{method.upper()} {path} documents no problem response"
+
+
+def test_the_audit_events_operation_documents_every_action_and_its_target() -> None:
+    operation = openapi_document()["paths"]["/v1/tenants/{tenant_id}/audit-events"]["get"]
+    for action in Action:
+        assert f"| `{action.value}` | `{action.target_type}` |" in operation["description"]

@@ -60,16 +60,9 @@ ROUTER_FUNCTION_MAX_LINES = 25
 # the move is done.
 NOT_YET_MOVED: frozenset[str] = frozenset(
     {
-        "agents.py",
-        "api_keys.py",
-        "audit.py",
         "authorizations.py",
         "invitations.py",
-        "me.py",
-        "roles.py",
         "tenants.py",
-        "two_factor.py",
-        "two_factor_resets.py",
         "users.py",
     }
 )
@@ -94,12 +87,23 @@ def test_router_functions_stay_short(path: Path) -> None:
         )
 
 
+# Router imports still to be undone, each with its way out. This list only shrinks.
+PENDING_ROUTER_IMPORTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        # UserOut moves to routers/common when routers/users.py is moved (issue 9, part A).
+        ("me.py", "access_api.routers.users"),
+    }
+)
+
+
 @pytest.mark.parametrize("path", modules("routers"), ids=lambda p: p.name)
 def test_routers_import_no_repository_and_no_other_router(path: Path) -> None:
     if path.name in NOT_YET_MOVED:
         pytest.skip("not yet moved onto use cases")
     for name in imports_of(path):
         assert not name.startswith("access_api.repositories"), f"{path.name} imports {name}"
+        if (path.name, name) in PENDING_ROUTER_IMPORTS:
+            continue
         assert not name.startswith("access_api.routers.") or name == "access_api.routers.common", (
             f"{path.name} imports {name}: share it through a use case or routers/common"
         )

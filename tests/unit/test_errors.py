@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
+
 from access_api.domain import errors as e
-from access_api.errors import EDGE_PROBLEMS, STATUS, status_of
+from access_api.errors import EDGE_PROBLEMS, STATUS, domain_problem, status_of
 
 
 def _all_subclasses(cls: type) -> set[type]:
@@ -30,3 +32,11 @@ def test_a_bulk_refusal_takes_the_shared_code_and_status() -> None:
     mixed = e.BulkRefused([e.ItemError("a", e.NotFound()), e.ItemError("b", e.HasChildren())])
     assert mixed.shared is None
     assert status_of(mixed) == 422
+
+
+def test_a_rate_limit_is_answered_with_retry_after_built_at_the_edge() -> None:
+    request = Request({"type": "http", "method": "POST", "path": "/v1/auth/login", "headers": []})
+    answer = domain_problem(request, e.RateLimited(42))
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "42"
+    assert "retry-after" not in domain_problem(request, e.NotFound()).headers

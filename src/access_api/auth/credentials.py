@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from access_api.domain import agents, api_keys, auth
 from access_api.domain import errors as e
-from access_api.domain.access import Caller
+from access_api.domain.access import Caller, Scope
 from access_api.domain.agents import Agent
 from access_api.domain.audit import ActorKind
 from access_api.use_cases.work import Work
@@ -80,6 +80,31 @@ async def active_agent(work: Work, token: str) -> tuple[Agent, str]:
     found = await work.agents.resolve(work.keyring.digest(token))
     agent, email = found or (None, "")
     return agents.check_active(agent), email
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActingAgent:
+    """A registered agent on its own routes, acting as its user in its account."""
+
+    agent: Agent
+    scope: Scope
+
+
+async def acting_agent(work: Work, token: str | None) -> ActingAgent:
+    """The agent behind a token on the agent's own routes (/v1/agent/…), while its user still
+    reaches the agent's account."""
+    if token is None or not token.startswith(f"{agents.PREFIX}_"):
+        raise e.Unauthenticated("send this agent's token as Authorization: Bearer aag_…")
+    agent, email = await active_agent(work, token)
+    caller = Caller(
+        user_id=agent.user_id,
+        email=email,
+        credential=ActorKind.AGENT,
+        credential_id=agent.id,
+        root_id=agent.root_id,
+    )
+    facts = await work.grants.scope_facts(caller, agent.tenant_id, work.now)
+    return ActingAgent(agent=agent, scope=agents.agent_scope(caller, facts, work.now))
 
 
 async def agent_elsewhere(work: Work, token: str) -> Authenticated:

@@ -79,7 +79,6 @@ class RateLimited(DomainError):
 
     def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
         self.retry_after_seconds = retry_after_seconds
-        self.headers = {"Retry-After": str(retry_after_seconds)}
         super().__init__(detail or f"too many attempts; try again in {retry_after_seconds} s")
 
 

@@ -10,10 +10,12 @@ from enum import StrEnum
 from uuid import UUID
 
 from access_api.domain.access import Caller, ensure_within
+from access_api.domain.audit import ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
     CannotResetOwnTwoFactor,
     DomainError,
+    Forbidden,
     ItemError,
     NotFound,
     OtpRequired,
@@ -26,6 +28,13 @@ from access_api.domain.users import TwoFactor, User
 # A code from the step before or after the server's is accepted: phone clocks drift.
 DRIFT_STEPS = 1
 ISSUER = "access-api"
+
+
+def ensure_at_the_keyboard(caller: Caller) -> None:
+    """Two-factor settings belong to the person at the keyboard: a login session, not an API
+    key or an agent, which act for their user but are not them."""
+    if caller.credential is not ActorKind.SESSION:
+        raise Forbidden("two-factor settings can only be changed from a login session")
 
 
 def ensure_can_enrol(user: User) -> None:
@@ -104,6 +113,33 @@ class Reset:
         if self.status is ResetStatus.PENDING and self.expires_at <= now:
             return ResetStatus.EXPIRED
         return self.status
+
+
+def new_reset(
+    *, id: UUID, root_id: UUID, tenant_id: UUID, user_id: UUID, requested_by: UUID, now: datetime
+) -> Reset:
+    """A pending request, answerable for RESET_LIFETIME: long enough to read one's mail."""
+    return Reset(
+        id=id,
+        root_id=root_id,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        requested_by=requested_by,
+        status=ResetStatus.PENDING,
+        created_at=now,
+        expires_at=now + RESET_LIFETIME,
+        decided_at=None,
+    )
+
+
+def answer_changes(reset: Reset, user: User) -> Changes:
+    """What an answer changed: the request's status and, when confirmed, the user's factor."""
+    changes: Changes = {
+        "status": {"before": ResetStatus.PENDING.value, "after": reset.status.value}
+    }
+    if reset.status is ResetStatus.CONFIRMED:
+        changes["two_factor"] = {"before": TwoFactor.TOTP.value, "after": user.two_factor.value}
+    return changes
 
 
 def plan_resets(

@@ -1,4 +1,4 @@
-"""User API keys (seed 000): list, generate, regenerate, revoke, bulk revoke; keys as callers."""
+"""User API keys (seed 000): list, generate, regenerate, revoke, bulk revoke."""
 
 from __future__ import annotations
 
@@ -6,30 +6,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import Depends, Path, status
+from fastapi import Path, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    ApiKeys,
-    Audit,
-    CurrentCaller,
-    Now,
-    People,
-    State,
-    TenantId,
-    Tenants,
-    requires,
-)
-from access_api.domain import access, api_keys
+from access_api.dependencies import Work, requires
+from access_api.domain import api_keys as key_rules
 from access_api.domain import errors as e
 from access_api.domain.access import Scope
 from access_api.domain.api_keys import ApiKey
-from access_api.domain.audit import created
 from access_api.domain.permissions import Permission
 from access_api.errors import problem_responses
-from access_api.ids import new_id
-from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.routers.common import (
     MAX_BULK_IDS,
     SCOPED_PROBLEMS,
@@ -41,32 +27,19 @@ from access_api.routers.common import (
     page_of,
     split_sort,
 )
-from access_api.services.keyring import new_token
+from access_api.use_cases import api_keys
+from access_api.use_cases.api_keys import KeyScope, KeyWithSecret
 
 router = api_router(prefix="/v1/tenants", tags=["api keys"], responses=SCOPED_PROBLEMS)
 
 UserId = Annotated[UUID, Path(description="The user whose keys these are")]
 KeyId = Annotated[UUID, Path(description="One of the user's API keys")]
 ManageKeys = Annotated[Scope, requires(Permission.API_KEYS_MANAGE)]
-CREATED_FIELDS = ("user_id", "name", "prefix", "expires_at")
+# A caller may manage their own keys without api_keys.manage: the use case decides.
+Acting = Annotated[Scope, requires(None)]
 PERSON_PROBLEMS = (e.UserOutsideScope, e.NotFound, e.Forbidden)
 
 ApiKeySort = Literal["created_at", "-created_at", "name", "-name"]
-
-
-# --- keys as credentials --------------------------------------------------------------------
-
-
-# --- the scope: a caller may manage their own keys without api_keys.manage ------------------
-
-
-async def _acting(tenant_id: TenantId, caller: CurrentCaller, repo: Access, now: Now) -> Scope:
-    """The caller's scope in {tenant_id}, demanding no permission: the route decides."""
-    facts = await repo.scope_facts(caller, tenant_id, now)
-    return access.resolve_scope(caller, facts, now)
-
-
-Acting = Annotated[Scope, Depends(_acting)]
 
 
 # --- bodies and answers ----------------------------------------------------------------------
@@ -109,6 +82,10 @@ class ApiKeySecret(ApiKeyOut):
         description="The secret, shown this once: send it as Authorization: Bearer <key>"
     )
 
+    @classmethod
+    def of_new(cls, made: KeyWithSecret) -> ApiKeySecret:
+        return cls(**ApiKeyOut.of(made.key).model_dump(), key=made.secret)
+
 
 class ApiKeyScope(Body):
     permissions: list[str] | None = Field(
@@ -123,9 +100,15 @@ class ApiKeyScope(Body):
         description="Narrow the key to these accounts and below (at or below this one)",
     )
 
+    def wanted(self) -> KeyScope | None:
+        """The scope asked for; None when the request names none (regenerate keeps it)."""
+        if not self.model_fields_set:
+            return None
+        return KeyScope(permissions=self.permissions, tenant_ids=self.tenant_ids)
+
 
 class ApiKeyCreate(ApiKeyScope):
-    name: str | None = Field(default=None, max_length=api_keys.NAME_MAX_LENGTH)
+    name: str | None = Field(default=None, max_length=key_rules.NAME_MAX_LENGTH)
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working; none: until revoked"
     )
@@ -139,27 +122,6 @@ class RevokedKeys(BaseModel):
     items: list[ApiKeyOut] = Field(description="Every key this request revoked")
 
 
-async def _key(
-    keys: ApiKeyRepository, key_id: UUID, user_id: UUID, scope: Scope
-) -> tuple[ApiKey, str]:
-    """One of the user's keys in this tree, with its current digest, or 404."""
-    found = await keys.get(key_id, user_id, scope.tenant.root_id)
-    if found is None:
-        raise e.NotFound("no such API key")
-    return found
-
-
-async def _scoped(key: ApiKey, body: ApiKeyScope, scope: Scope, tenants: Tenants) -> ApiKey:
-    return api_keys.scoped(
-        key,
-        caller=scope.caller,
-        caller_permissions=scope.permissions,
-        permissions=body.permissions,
-        tenant_ids=body.tenant_ids,
-        reachable=await tenants.at_or_below(scope.tenant.id, body.tenant_ids or []),
-    )
-
-
 # --- routes ----------------------------------------------------------------------------------
 
 
@@ -171,109 +133,52 @@ async def _scoped(key: ApiKey, body: ApiKeyScope, scope: Scope, tenants: Tenants
 async def list_api_keys(
     user_id: UserId,
     scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    state: State,
+    work: Work,
     sort: ApiKeySort = "-created_at",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ListPage[ApiKeyOut]:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
     field, descending = split_sort(sort)
-    page = await keys.list_live(
-        user.id,
-        scope.tenant.root_id,
-        sort=field,
-        descending=descending,
-        after=state.cursors.decode(cursor, sort),
-        limit=limit,
+    after = work.state.cursors.decode(cursor, sort)
+    page = await api_keys.list_live(
+        work, scope, user_id, sort=field, descending=descending, after=after, limit=limit
     )
-    return page_of(page, ApiKeyOut.of, state.cursors, sort)
+    return page_of(page, ApiKeyOut.of, work.state.cursors, sort)
 
 
 @router.post(
     "/{tenant_id}/users/{user_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     summary="Generate an API key (the secret is in this answer, and only here)",
-    responses=problem_responses(*PERSON_PROBLEMS),
+    responses=problem_responses(*PERSON_PROBLEMS, e.PrivilegeEscalation),
 )
 async def generate_api_key(
-    body: ApiKeyCreate,
-    user_id: UserId,
-    scope: Acting,
-    tenants: Tenants,
-    people: People,
-    keys: ApiKeys,
-    state: State,
-    audit: Audit,
-    now: Now,
+    body: ApiKeyCreate, user_id: UserId, scope: Acting, work: Work
 ) -> ApiKeySecret:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    secret = new_token(api_keys.PREFIX)
-    key = api_keys.generate(
-        id=new_id(),
-        root_id=scope.tenant.root_id,
-        user_id=user.id,
+    made = await api_keys.generate(
+        work,
+        scope,
+        user_id,
         name=body.name,
         expires_at=body.expires_at,
-        secret=secret,
-        created_by=scope.caller.user_id,
-        now=now,
+        scope_of_key=KeyScope(permissions=body.permissions, tenant_ids=body.tenant_ids),
     )
-    key = await _scoped(key, body, scope, tenants)
-    await keys.insert(key, state.keyring.digest(secret))
-    await audit.record(
-        scope.caller.actor,
-        "api_key.created",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes=created(key, CREATED_FIELDS) | api_keys.scope_changes(None, key),
-    )
-    return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
+    return ApiKeySecret.of_new(made)
 
 
 @router.post(
     "/{tenant_id}/users/{user_id}/api-keys/{key_id}/regenerate",
     summary="Give a key a new secret; the old one stops working at once",
-    responses=problem_responses(*PERSON_PROBLEMS, e.ApiKeyExpired, e.Conflict),
+    responses=problem_responses(
+        *PERSON_PROBLEMS, e.ApiKeyExpired, e.Conflict, e.PrivilegeEscalation
+    ),
 )
 async def regenerate_api_key(
-    user_id: UserId,
-    key_id: KeyId,
-    scope: Acting,
-    tenants: Tenants,
-    people: People,
-    keys: ApiKeys,
-    state: State,
-    audit: Audit,
-    now: Now,
-    body: ApiKeyScope | None = None,
+    user_id: UserId, key_id: KeyId, scope: Acting, work: Work, body: ApiKeyScope | None = None
 ) -> ApiKeySecret:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    before, old_digest = await _key(keys, key_id, user.id, scope)
-    secret = new_token(api_keys.PREFIX)
-    key = api_keys.regenerate(before, secret, now)
-    if body is not None and body.model_fields_set:
-        key = await _scoped(key, body, scope, tenants)
-    api_keys.ensure_no_wider(scope.caller, key)
-    if not await keys.replace_secret(
-        key, old_digest=old_digest, new_digest=state.keyring.digest(secret)
-    ):
-        raise e.Conflict("this key was regenerated or revoked at the same moment; list it again")
-    await audit.record(
-        scope.caller.actor,
-        "api_key.regenerated",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes={"prefix": {"before": before.prefix, "after": key.prefix}}
-        | api_keys.scope_changes(before, key),
-    )
-    return ApiKeySecret(**ApiKeyOut.of(key).model_dump(), key=secret)
+    rescoped = body.wanted() if body is not None else None
+    made = await api_keys.regenerate(work, scope, user_id, key_id, scope_of_key=rescoped)
+    return ApiKeySecret.of_new(made)
 
 
 @router.delete(
@@ -282,29 +187,8 @@ async def regenerate_api_key(
     summary="Revoke an API key",
     responses=problem_responses(*PERSON_PROBLEMS),
 )
-async def revoke_api_key(
-    user_id: UserId,
-    key_id: KeyId,
-    scope: Acting,
-    people: People,
-    keys: ApiKeys,
-    audit: Audit,
-    now: Now,
-) -> None:
-    api_keys.ensure_can_manage_keys(scope, user_id)
-    user = await people.manageable(scope, user_id)
-    before, _ = await _key(keys, key_id, user.id, scope)
-    key = api_keys.revoke(before, now)
-    if not await keys.revoke(key.id, now):
-        raise e.NotFound("no such API key")  # revoked by a parallel request a moment ago
-    await audit.record(
-        scope.caller.actor,
-        "api_key.revoked",
-        tenant=scope.tenant,
-        target_type="api_key",
-        target_id=key.id,
-        changes=api_keys.revoked_changes(key),
-    )
+async def revoke_api_key(user_id: UserId, key_id: KeyId, scope: Acting, work: Work) -> None:
+    await api_keys.revoke(work, scope, user_id, key_id)
 
 
 @router.post(
@@ -312,30 +196,6 @@ async def revoke_api_key(
     summary="Revoke every API key of these users (atomic: all of them, or none)",
     responses=problem_responses(e.BulkRefused, e.UserOutsideScope),
 )
-async def revoke_users_api_keys(
-    body: UserIdList,
-    scope: ManageKeys,
-    people: People,
-    keys: ApiKeys,
-    audit: Audit,
-    now: Now,
-) -> RevokedKeys:
-    user_ids = list(dict.fromkeys(body.user_ids))
-    refused: list[e.ItemError] = []
-    for user_id in user_ids:
-        try:
-            await people.manageable(scope, user_id)
-        except e.DomainError as refusal:
-            refused.append(e.ItemError(user_id, refusal))
-    e.raise_if_any(refused)
-    revoked = await keys.revoke_for_users(user_ids, scope.tenant.root_id, now)
-    for key in revoked:
-        await audit.record(
-            scope.caller.actor,
-            "api_key.revoked",
-            tenant=scope.tenant,
-            target_type="api_key",
-            target_id=key.id,
-            changes=api_keys.revoked_changes(key),
-        )
+async def revoke_users_api_keys(body: UserIdList, scope: ManageKeys, work: Work) -> RevokedKeys:
+    revoked = await api_keys.revoke_for_users(work, scope, body.user_ids)
     return RevokedKeys(items=[ApiKeyOut.of(key) for key in revoked])

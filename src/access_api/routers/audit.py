@@ -9,9 +9,9 @@ from uuid import UUID
 from fastapi import Query
 from pydantic import BaseModel
 
-from access_api.dependencies import AuditEvents, State, requires
+from access_api.dependencies import Work, requires
 from access_api.domain.access import Scope
-from access_api.domain.audit import ActorKind, AuditEvent
+from access_api.domain.audit import ActorKind, AuditEvent, catalog
 from access_api.domain.permissions import Permission
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
@@ -22,10 +22,22 @@ from access_api.routers.common import (
     page_of,
     split_sort,
 )
+from access_api.use_cases import audit
 
 router = api_router(prefix="/v1/tenants", tags=["audit"], responses=SCOPED_PROBLEMS)
 
 ReadAudit = Annotated[Scope, requires(Permission.AUDIT_READ)]
+
+
+def _catalog_description() -> str:
+    """The action catalog, from the code: every `action` an event can carry, and what its
+    target is. Webhooks publish the same catalog."""
+    rows = "\n".join(f"| `{a['action']}` | `{a['target_type']}` |" for a in catalog())
+    return (
+        "Events are filtered with `action`, `actor_id`, `target_id`, `since` and `until`.\n\n"
+        "The actions an event can record, each with the type of its `target`:\n\n"
+        "| action | target type |\n| --- | --- |\n" + rows + "\n"
+    )
 
 
 class ActorOut(BaseModel):
@@ -64,11 +76,14 @@ class AuditEventOut(BaseModel):
         )
 
 
-@router.get("/{tenant_id}/audit-events", summary="Every change in this account and below it")
+@router.get(
+    "/{tenant_id}/audit-events",
+    summary="Every change in this account and below it",
+    description=_catalog_description(),
+)
 async def list_audit_events(
     scope: ReadAudit,
-    repo: AuditEvents,
-    state: State,
+    work: Work,
     action: Annotated[str | None, Query(max_length=64, examples=["user.deleted"])] = None,
     actor_id: UUID | None = None,
     target_id: UUID | None = None,
@@ -79,15 +94,16 @@ async def list_audit_events(
     cursor: Cursor = None,
 ) -> ListPage[AuditEventOut]:
     _, descending = split_sort(sort)
-    page = await repo.list(
-        scope.tenant,
+    page = await audit.list_events(
+        work,
+        scope,
         action=action,
         actor_id=actor_id,
         target_id=target_id,
         since=since,
         until=until,
         descending=descending,
-        after=state.cursors.decode(cursor, sort),
+        after=work.state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return page_of(page, AuditEventOut.of, state.cursors, sort)
+    return page_of(page, AuditEventOut.of, work.state.cursors, sort)

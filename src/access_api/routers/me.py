@@ -8,24 +8,17 @@ from uuid import UUID
 from fastapi import status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    Audit,
-    Authentication,
-    CurrentCaller,
-    Now,
-    Sessions,
-    State,
-    Users,
-)
-from access_api.domain import access, users
+from access_api.auth.credentials import Authenticated
+from access_api.dependencies import Authentication, CurrentCaller, Work
 from access_api.domain import errors as e
+from access_api.domain import users
 from access_api.domain.audit import ActorKind
-from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
 from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
 from access_api.routers.users import UserOut
+from access_api.use_cases import me
+from access_api.use_cases.me import Profile, Reachable
 
 router = api_router(prefix="/v1/me", tags=["me"], responses=AUTHENTICATED_PROBLEMS)
 
@@ -49,45 +42,41 @@ class ReachableTenant(BaseModel):
     roles: list[str] = Field(description="Roles that apply here, granted here or inherited")
     permissions: list[str]
 
+    @classmethod
+    def of(cls, reachable: Reachable) -> ReachableTenant:
+        tenant = reachable.tenant
+        return cls(
+            id=tenant.id,
+            kind=tenant.kind,
+            parent_id=tenant.parent_id,
+            root_id=tenant.root_id,
+            name=tenant.name,
+            domain_prefix=tenant.domain_prefix,
+            status=reachable.status,
+            roles=reachable.roles,
+            permissions=reachable.permissions,
+        )
+
 
 class Me(UserOut):
     credential: Credential
     tenants: list[ReachableTenant]
 
+    @classmethod
+    def of_profile(cls, profile: Profile, found: Authenticated) -> Me:
+        caller = found.caller
+        return cls(
+            **UserOut.of(profile.user).model_dump(),
+            credential=Credential(
+                kind=caller.credential, id=caller.credential_id, expires_at=found.expires_at
+            ),
+            tenants=[ReachableTenant.of(reachable) for reachable in profile.tenants],
+        )
+
 
 @router.get("", summary="Who am I, and where can I act?")
-async def get_me(found: Authentication, users: Users, grants: Access, now: Now) -> Me:
-    caller = found.caller
-    user = await users.get(caller.user_id)
-    if user is None:
-        raise e.Unauthenticated()
-    reachable = []
-    for tenant, disabled, held, roles in await grants.reachable(caller.user_id, caller.root_id):
-        standing = access.standing(held, roles, now, caller.permission_limit)
-        if not standing.reached:
-            continue
-        reachable.append(
-            ReachableTenant(
-                id=tenant.id,
-                kind=tenant.kind,
-                parent_id=tenant.parent_id,
-                root_id=tenant.root_id,
-                name=tenant.name,
-                domain_prefix=tenant.domain_prefix,
-                status=TenantStatus.DISABLED if disabled else tenant.status,
-                roles=sorted(standing.roles),
-                permissions=sorted(standing.permissions),
-            )
-        )
-    return Me(
-        **UserOut.of(user).model_dump(),
-        credential=Credential(
-            kind=caller.credential,
-            id=caller.credential_id,
-            expires_at=found.expires_at,
-        ),
-        tenants=reachable,
-    )
+async def get_me(found: Authentication, work: Work) -> Me:
+    return Me.of_profile(await me.who_am_i(work, found.caller), found)
 
 
 class MePatch(Body):
@@ -109,24 +98,8 @@ class PasswordChange(Body):
     summary="Edit my profile",
     responses=problem_responses(e.EmailImmutable),
 )
-async def patch_me(
-    body: MePatch, caller: CurrentCaller, repo: Users, audit: Audit, now: Now
-) -> UserOut:
-    current = await repo.lock(caller.user_id)
-    if current is None:
-        raise e.Unauthenticated()
-    updated, changes = users.update_profile(current, body.model_dump(exclude_unset=True), now)
-    if changes:
-        await repo.update_profile(updated)
-        await audit.record(
-            caller.actor,
-            "user.updated",
-            tenant=None,
-            target_type="user",
-            target_id=caller.user_id,
-            changes=changes,
-        )
-    return UserOut.of(updated)
+async def patch_me(body: MePatch, caller: CurrentCaller, work: Work) -> UserOut:
+    return UserOut.of(await me.update_profile(work, caller, body.model_dump(exclude_unset=True)))
 
 
 @router.post(
@@ -135,33 +108,5 @@ async def patch_me(
     summary="Change my password; my other sessions end",
     responses=problem_responses(e.ValidationFailed),
 )
-async def change_password(
-    body: PasswordChange,
-    caller: CurrentCaller,
-    state: State,
-    repo: Users,
-    sessions: Sessions,
-    audit: Audit,
-    now: Now,
-) -> None:
-    user = await repo.lock(caller.user_id)
-    stored = await repo.password_hash(caller.user_id)
-    if user is None or not await state.passwords.verify(body.current_password, stored):
-        raise ValidationFailed(
-            [FieldError("current_password", "incorrect", "this is not your current password")]
-        )
-    users.check_password(body.new_password, email=user.email, field="new_password")
-    if body.new_password == body.current_password:
-        raise ValidationFailed(
-            [FieldError("new_password", "unchanged", "choose a password you do not use now")]
-        )
-    await repo.set_password_hash(user.id, await state.passwords.hash(body.new_password), now)
-    keep = caller.credential_id if caller.credential is ActorKind.SESSION else None
-    await sessions.end_all(user.id, now, keep=keep)
-    await audit.record(
-        caller.actor,
-        "user.password_changed",
-        tenant=None,
-        target_type="user",
-        target_id=user.id,
-    )
+async def change_password(body: PasswordChange, caller: CurrentCaller, work: Work) -> None:
+    await me.change_password(work, caller, body.current_password, body.new_password)

@@ -8,14 +8,12 @@ from typing import Annotated
 from fastapi import Request, Response, status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import Audit, CurrentCaller, Locked, Now, Roles, State, requires
+from access_api.dependencies import CurrentCaller, Work, requires
 from access_api.domain import errors as e
 from access_api.domain import roles as role_rules
 from access_api.domain.access import Role, Scope
-from access_api.domain.audit import created
 from access_api.domain.permissions import DESCRIPTIONS, Permission
 from access_api.errors import problem_responses
-from access_api.ids import new_id
 from access_api.routers.common import (
     AUTHENTICATED_PROBLEMS,
     SCOPED_PROBLEMS,
@@ -28,6 +26,7 @@ from access_api.routers.common import (
     page_of,
     with_etag,
 )
+from access_api.use_cases import roles
 
 router = api_router(prefix="/v1/tenants", tags=["roles"], responses=SCOPED_PROBLEMS)
 catalog = api_router(prefix="/v1/permissions", tags=["roles"], responses=AUTHENTICATED_PROBLEMS)
@@ -80,12 +79,11 @@ async def list_permissions(caller: CurrentCaller) -> list[PermissionOut]:
 
 @router.get("/{tenant_id}/roles", summary="Roles of this organization: built-in and custom")
 async def list_roles(
-    scope: ReadRoles, repo: Roles, state: State, limit: Limit = 50, cursor: Cursor = None
+    scope: ReadRoles, work: Work, limit: Limit = 50, cursor: Cursor = None
 ) -> ListPage[RoleOut]:
-    page = await repo.list(
-        scope.tenant.root_id, after=state.cursors.decode(cursor, "key"), limit=limit
-    )
-    return page_of(page, RoleOut.of, state.cursors, "key")
+    after = work.state.cursors.decode(cursor, "key")
+    page = await roles.list_roles(work, scope, after=after, limit=limit)
+    return page_of(page, RoleOut.of, work.state.cursors, "key")
 
 
 @router.post(
@@ -95,47 +93,18 @@ async def list_roles(
     responses=problem_responses(e.RoleKeyTaken, e.PrivilegeEscalation),
 )
 async def create_role(
-    body: RoleCreate,
-    scope: WriteRoles,
-    locked: Locked,
-    repo: Roles,
-    audit: Audit,
-    response: Response,
-    now: Now,
+    body: RoleCreate, scope: WriteRoles, work: Work, response: Response
 ) -> RoleOut:
-    scope = await locked(scope, Permission.ROLES_WRITE)
-    role = role_rules.new_role(
-        id=new_id(),
-        root_id=scope.tenant.root_id,
-        key=body.key,
-        name=body.name,
-        permissions=body.permissions,
-        now=now,
-    )
-    role_rules.ensure_can_define(scope, role.permissions)
-    await repo.insert(role)
-    await audit.record(
-        scope.caller.actor,
-        "role.created",
-        tenant=scope.tenant,
-        target_type="role",
-        target_id=role.id,
-        changes=created(role, ("key", "name", "permissions")),
+    role = await roles.create(
+        work, scope, key=body.key, name=body.name, permissions=body.permissions
     )
     response.headers["Location"] = f"/v1/tenants/{scope.tenant.id}/roles/{role.key}"
     return RoleOut.of(role)
 
 
-async def _role(repo: Roles, scope: Scope, key: str, *, for_update: bool = False) -> Role:
-    role = await repo.get(scope.tenant.root_id, key, for_update=for_update)
-    if role is None:
-        raise e.NotFound(f"no role {key!r} in this organization")
-    return role
-
-
 @router.get("/{tenant_id}/roles/{role_key}", summary="One role")
-async def get_role(role_key: str, scope: ReadRoles, repo: Roles, response: Response) -> RoleOut:
-    out = RoleOut.of(await _role(repo, scope, role_key))
+async def get_role(role_key: str, scope: ReadRoles, work: Work, response: Response) -> RoleOut:
+    out = RoleOut.of(await roles.get(work, scope, role_key))
     with_etag(response, out)
     return out
 
@@ -149,29 +118,17 @@ async def patch_role(
     role_key: str,
     body: RolePatch,
     scope: WriteRoles,
-    locked: Locked,
-    repo: Roles,
-    audit: Audit,
+    work: Work,
     request: Request,
     response: Response,
-    now: Now,
 ) -> RoleOut:
-    scope = await locked(scope, Permission.ROLES_WRITE)
-    current = await _role(repo, scope, role_key, for_update=True)
-    check_if_match(request, RoleOut.of(current))
-    updated, changes = role_rules.update_role(current, body.model_dump(exclude_unset=True), now)
-    # Everyone holding the role gets its new permissions: the editor must hold them all.
-    role_rules.ensure_can_define(scope, updated.permissions)
-    if changes:
-        await repo.update(updated)
-        await audit.record(
-            scope.caller.actor,
-            "role.updated",
-            tenant=scope.tenant,
-            target_type="role",
-            target_id=updated.id,
-            changes=changes,
-        )
+    updated = await roles.update(
+        work,
+        scope,
+        role_key,
+        body.model_dump(exclude_unset=True),
+        precondition=lambda current: check_if_match(request, RoleOut.of(current)),
+    )
     out = RoleOut.of(updated)
     with_etag(response, out)
     return out
@@ -183,19 +140,5 @@ async def patch_role(
     summary="Delete a custom role that nobody holds",
     responses=problem_responses(e.RoleImmutable, e.RoleInUse),
 )
-async def delete_role(
-    role_key: str, scope: WriteRoles, locked: Locked, repo: Roles, audit: Audit
-) -> None:
-    scope = await locked(scope, Permission.ROLES_WRITE)
-    role = await _role(repo, scope, role_key, for_update=True)
-    role_rules.ensure_can_define(scope, role.permissions)
-    role_rules.ensure_deletable(role, in_use=await repo.in_use(role.id))
-    await repo.delete(role.id)
-    await audit.record(
-        scope.caller.actor,
-        "role.deleted",
-        tenant=scope.tenant,
-        target_type="role",
-        target_id=role.id,
-        changes={"key": {"before": role.key, "after": None}},
-    )
+async def delete_role(role_key: str, scope: WriteRoles, work: Work) -> None:
+    await roles.delete(work, scope, role_key)

@@ -1,0 +1,94 @@
+"""The caller themselves: who they are, where they can act, their profile and password."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from access_api.domain import access, users
+from access_api.domain import errors as e
+from access_api.domain.access import Caller
+from access_api.domain.audit import Action, ActorKind
+from access_api.domain.errors import FieldError, ValidationFailed
+from access_api.domain.tenants import Tenant, TenantStatus
+from access_api.domain.users import User
+from access_api.use_cases.work import Work
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reachable:
+    """A tenant the caller can act in, with what they hold there."""
+
+    tenant: Tenant
+    status: TenantStatus  # disabled when the tenant or one above it is disabled
+    roles: list[str]
+    permissions: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    user: User
+    tenants: list[Reachable]
+
+
+async def _user(work: Work, caller: Caller, *, lock: bool = False) -> User:
+    user = await (work.users.lock if lock else work.users.get)(caller.user_id)
+    if user is None:
+        raise e.Unauthenticated()
+    return user
+
+
+async def who_am_i(work: Work, caller: Caller) -> Profile:
+    """The caller, and every tenant their grants (and their credential's limits) reach."""
+    user = await _user(work, caller)
+    reachable = []
+    for tenant, disabled, held, roles in await work.grants.reachable(
+        caller.user_id, caller.root_id
+    ):
+        standing = access.standing(held, roles, work.now, caller.permission_limit)
+        if standing.reached:
+            reachable.append(
+                Reachable(
+                    tenant=tenant,
+                    status=TenantStatus.DISABLED if disabled else tenant.status,
+                    roles=sorted(standing.roles),
+                    permissions=sorted(standing.permissions),
+                )
+            )
+    return Profile(user=user, tenants=reachable)
+
+
+async def update_profile(work: Work, caller: Caller, fields: Mapping[str, object]) -> User:
+    """Edit one's own names and phone; the email stays."""
+    current = await _user(work, caller, lock=True)
+    updated, changes = users.update_profile(current, fields, work.now)
+    if changes:
+        await work.users.update_profile(updated)
+        await work.record(
+            caller.actor,
+            Action.USER_UPDATED,
+            tenant=None,
+            target_id=caller.user_id,
+            changes=changes,
+        )
+    return updated
+
+
+async def change_password(work: Work, caller: Caller, current: str, new: str) -> None:
+    """Prove the current password, choose a different one that passes the rules; every other
+    session ends (this one stays, when the change is made from a session)."""
+    user = await work.users.lock(caller.user_id)
+    stored = await work.users.password_hash(caller.user_id)
+    if user is None or not await work.passwords.verify(current, stored):
+        raise ValidationFailed(
+            [FieldError("current_password", "incorrect", "this is not your current password")]
+        )
+    users.check_password(new, email=user.email, field="new_password")
+    if new == current:
+        raise ValidationFailed(
+            [FieldError("new_password", "unchanged", "choose a password you do not use now")]
+        )
+    await work.users.set_password_hash(user.id, await work.passwords.hash(new), work.now)
+    keep = caller.credential_id if caller.credential is ActorKind.SESSION else None
+    await work.sessions.end_all(user.id, work.now, keep=keep)
+    await work.record(caller.actor, Action.USER_PASSWORD_CHANGED, tenant=None, target_id=user.id)
