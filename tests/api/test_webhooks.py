@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +30,8 @@ from access_api.main import create_app
 from access_api.repositories.orm import audit_events, outbox, webhook_endpoints
 from access_api.services.clock import FrozenClock
 from tests.api.conftest import Msp, World, assert_problem, delivered
-from tests.conftest import settings_for
+from tests.conftest import ROOT, TEST_SECRET, settings_for
+from tests.live import live_client, live_msp, state_of
 from tests.mail import SmtpServer, plain_text
 
 WEBHOOK_EVENTS = ["webhook.created", "webhook.updated", "webhook.deleted"]
@@ -488,3 +494,89 @@ class TestFailingReceiver:
         receiver.answers = []
         assert await deliver(world) == (1, 0)  # the "updated" event of enabling it
         assert receiver.received[-1]["body"]["type"] == "webhook.updated"
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "access_api.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _until(condition: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+class TestKilledWorker:
+    async def test_a_worker_process_killed_mid_delivery_loses_nothing(
+        self, live_database: str, receiver: Receiver, tmp_path: Path
+    ) -> None:
+        async with live_client(
+            live_database, mail_dispatcher=False, allow_http_webhooks=True
+        ) as client:
+            root, headers = await live_msp(client, "killed-hooks")
+            made = await client.post(
+                f"/v1/tenants/{root}/webhooks",
+                json={"url": receiver.url, "event_types": WEBHOOK_EVENTS},
+                headers=headers,
+            )
+            assert made.status_code == 201, made.text
+            receiver.secret = made.json()["secret"]
+            for n in range(2):
+                changed = await client.patch(
+                    f"/v1/tenants/{root}/webhooks/{made.json()['id']}",
+                    json={"description": f"change {n}"},
+                    headers=headers,
+                )
+                assert changed.status_code == 200, changed.text
+            state = state_of(client)
+            env = {
+                **os.environ,
+                "ACCESS_API_DATABASE_URL": live_database,
+                "ACCESS_API_SECRET_KEY": TEST_SECRET,
+                "ACCESS_API_ALLOW_HTTP_WEBHOOKS": "true",
+                "ACCESS_API_WEBHOOK_LEASE_SECONDS": "3",
+                "ACCESS_API_MAIL_POLL_SECONDS": "0.2",
+            }
+            log = tmp_path / "worker.log"
+            receiver.hold_first = True  # the first delivery is never answered
+            worker = _start_worker(env, log)
+            try:
+                held = await asyncio.to_thread(receiver.holding.wait, 30)
+                assert held, log.read_text()
+            finally:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=10)
+            receiver.release.set()
+
+            async def sent() -> int:
+                async with state.database.session() as session:
+                    rows = await session.execute(
+                        sa.select(outbox.c.sent_at).where(outbox.c.channel == "webhook")
+                    )
+                    return sum(1 for row in rows if row.sent_at is not None)
+
+            assert await sent() == 0
+            worker = _start_worker(env, log)
+            try:
+
+                async def all_sent() -> bool:
+                    assert worker.poll() is None, log.read_text()
+                    return await sent() == 3
+
+                await _until(all_sent, 60, "not every event was delivered after the restart")
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                stopped = worker.wait(timeout=20)
+            assert stopped == 0, log.read_text()
+        ids = [r["headers"]["webhook-id"] for r in receiver.received]
+        assert len(set(ids)) == 3  # every event arrived
+        assert len(ids) == 4  # the one in flight when the worker died, twice, with one id
+        assert all(r["verified"] for r in receiver.received)
