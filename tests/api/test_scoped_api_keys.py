@@ -58,6 +58,10 @@ class TestScopedKeys:
         for outside in (msp.id, other["id"]):
             response = await world.client.get(f"/v1/tenants/{outside}", headers=key)
             assert_problem(response, 404, "not_found")
+        me = await world.client.get("/v1/me", headers=key)
+        reached = {t["id"]: t for t in me.json()["tenants"]}
+        assert set(reached) == {multi["id"], client["id"]}
+        assert reached[client["id"]]["permissions"] == ["tenants.read", "users.read"]
 
     async def test_no_more_than_its_users_current_roles(self, world: World, msp: Msp) -> None:
         client = await world.tenant(msp.id, msp.admin)

@@ -42,11 +42,16 @@ async def who_am_i(work: Work, caller: Caller) -> Profile:
     """The caller, and every tenant their grants (and their credential's limits) reach."""
     user = await _user(work, caller)
     reachable = []
-    for tenant, disabled, held, roles in await work.grants.reachable(
-        caller.user_id, caller.root_id
-    ):
+    found = await work.grants.reachable(caller.user_id, caller.root_id)
+    chains = (
+        await work.tenants.chains(t.id for t, *_ in found)
+        if caller.tenant_limit is not None
+        else {}
+    )
+    for tenant, disabled, held, roles in found:
         standing = access.standing(held, roles, work.now, caller.permission_limit)
-        if standing.reached:
+        limit = caller.tenant_limit
+        if standing.reached and (limit is None or limit.intersection(chains.get(tenant.id, ()))):
             reachable.append(
                 Reachable(
                     tenant=tenant,
