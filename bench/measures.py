@@ -16,7 +16,7 @@ from access_api.db import create_engine
 from access_api.domain import access
 from access_api.domain.access import Caller
 from access_api.domain.audit import ActorKind
-from access_api.repositories.access import AccessRepository
+from access_api.repositories.grants import GrantRepository
 from bench.harness import Server, rss_sampler, wrk_async
 from bench.world import ADMIN_EMAIL, ADMIN_PASSWORD, Msp, settings_for
 
@@ -90,7 +90,7 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
     timings: list[float] = []
     try:
         async with AsyncSession(engine) as session:
-            repo = AccessRepository(session)
+            repo = GrantRepository(session)
             for n in range(rounds + 200):
                 now = datetime.now(UTC)
                 started = time.perf_counter()

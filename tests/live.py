@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from access_api.bootstrap import bootstrap
 from access_api.main import create_app
-from access_api.services.clock import SystemClock
 from access_api.state import AppState
+from access_api.use_cases import Work
 from tests.conftest import settings_for
 
 PASSWORD = "correct horse battery staple"
@@ -41,13 +41,11 @@ async def live_msp(client: httpx.AsyncClient, prefix: str) -> tuple[UUID, dict[s
     email = f"admin@{prefix}.example.com"
     async with state.database.session() as session:
         result = await bootstrap(
-            session,
-            state.passwords,
+            Work.over(session, state),
             name=prefix.title(),
             domain_prefix=prefix,
             admin_email=email,
             admin_password=PASSWORD,
-            now=SystemClock().now(),
         )
         await session.commit()
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.domain import access, tenants
-from access_api.domain.access import Grant, GrantChange
-from access_api.domain.audit import SYSTEM, AuditEvent, created
+from access_api.db import Database
+from access_api.domain import tenants
+from access_api.domain.audit import SYSTEM, Action, created
 from access_api.domain.errors import FieldError, ValidationFailed
+from access_api.domain.invitations import Offer
 from access_api.domain.permissions import ADMIN_ROLE
 from access_api.domain.users import SESSION_TIMEOUT_DEFAULT, TwoFactor, User, check_password
 from access_api.ids import new_id
-from access_api.repositories.access import AccessRepository
-from access_api.repositories.audit import AuditRepository
-from access_api.repositories.tenants import TenantRepository
-from access_api.repositories.users import UserRepository
+from access_api.pagination import Cursors
+from access_api.services.clock import SystemClock
+from access_api.services.keyring import Keyring
+from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
+from access_api.services.webhooks import webhook_dispatcher
+from access_api.settings import Settings
+from access_api.state import AppState
+from access_api.use_cases import members
+from access_api.use_cases.work import Work
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +44,24 @@ def normalize_email(email: str, field: str = "email") -> str:
 
 
 async def bootstrap(
-    session: AsyncSession,
-    passwords: Passwords,
+    work: Work,
     *,
     name: str,
     domain_prefix: str,
     admin_email: str,
     admin_password: str | None,
-    now: datetime,
 ) -> Bootstrapped:
     """Create an MSP root, its built-in roles and its first admin (admin on the root and
     everything below). Running it again for an existing prefix changes nothing."""
-    tenant_repo = TenantRepository(session)
     email = normalize_email(admin_email, "admin_email")
-    existing = await tenant_repo.by_prefix(domain_prefix)
+    existing = await work.tenants.by_prefix(domain_prefix)
     if existing is not None:
         return Bootstrapped(False, existing, email, None, existing_user=False)
+    now = work.now
     root = tenants.new_root(id=new_id(), name=name, domain_prefix=domain_prefix, now=now)
-    users = UserRepository(session)
-    found = await users.by_email(email)
+    found = await work.users.by_email(email)
     generated = None
+    password_hash: str | None = None
     if found is None:
         if admin_password is None:
             generated = admin_password = secrets.token_urlsafe(18)
@@ -76,47 +78,42 @@ async def bootstrap(
             updated_at=now,
             last_login_at=None,
         )
-        await users.insert(user, await passwords.hash(admin_password))
+        password_hash = await work.passwords.hash(admin_password)
     else:
         user = found[0]
-    await tenant_repo.insert(root)
-    grants = AccessRepository(session)
-    await grants.create_builtin_roles(root.id, now)
-    await grants.add_member(root.id, user.id, now)
-    change = GrantChange(
-        before=None,
-        after=Grant(
-            user_id=user.id,
-            tenant_id=root.id,
-            roles=frozenset({ADMIN_ROLE}),
-            include_descendants=True,
-        ),
+    await work.tenants.insert(root)
+    await work.roles.create_builtin(root.id, now)
+    await work.record(
+        SYSTEM,
+        Action.TENANT_CREATED,
+        tenant=root,
+        target_id=root.id,
+        changes=created(root, ("kind", "name", "domain_prefix")),
     )
-    await grants.apply([change], root_id=root.id, roles_by_key=await grants.roles(root.id), now=now)
-    await AuditRepository(session).record(
-        [
-            AuditEvent(
-                id=new_id(),
-                at=now,
-                actor=SYSTEM,
-                root_id=root.id,
-                tenant_id=root.id,
-                action="tenant.created",
-                target_type="tenant",
-                target_id=root.id,
-                changes=created(root, ("kind", "name", "domain_prefix")),
-            ),
-            AuditEvent(
-                id=new_id(),
-                at=now,
-                actor=SYSTEM,
-                root_id=root.id,
-                tenant_id=root.id,
-                action="authorization.granted",
-                target_type="user",
-                target_id=user.id,
-                changes=access.grant_changes(change),
-            ),
-        ]
+    await members.join(
+        work,
+        SYSTEM,
+        root_id=root.id,
+        user=user,
+        password_hash=password_hash,
+        offers=[Offer(tenant_id=root.id, roles=frozenset({ADMIN_ROLE}), include_descendants=True)],
+        tenant=root,
     )
     return Bootstrapped(True, root, user.email, generated, existing_user=found is not None)
+
+
+def offline_state(settings: Settings, database: Database) -> AppState:
+    """What a use case run from the command line needs (no app is serving)."""
+    keyring = Keyring(settings.secret)
+    clock = SystemClock()
+    dispatcher = Dispatcher(database=database, keyring=keyring, clock=clock, settings=settings)
+    return AppState(
+        settings=settings,
+        database=database,
+        keyring=keyring,
+        passwords=Passwords(),
+        clock=clock,
+        cursors=Cursors(keyring),
+        dispatcher=dispatcher,
+        webhooks=webhook_dispatcher(dispatcher, database, keyring, clock, settings),
+    )

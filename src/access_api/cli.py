@@ -13,15 +13,14 @@ import yaml
 from alembic import command
 from alembic.config import Config
 
-from access_api.bootstrap import bootstrap
+from access_api.bootstrap import bootstrap, offline_state
 from access_api.db import Database
 from access_api.domain.errors import DomainError
 from access_api.logs import configure_logging
 from access_api.main import create_app
-from access_api.services.clock import SystemClock
 from access_api.services.mailer import run_worker
-from access_api.services.passwords import Passwords
 from access_api.settings import InsecureConfiguration, Settings, get_settings
+from access_api.use_cases import Work
 
 
 def alembic_ini() -> Path:
@@ -58,13 +57,11 @@ async def _bootstrap(args: argparse.Namespace, settings: Settings, password: str
         async with database.session() as session:
             try:
                 result = await bootstrap(
-                    session,
-                    Passwords(),
+                    Work.over(session, offline_state(settings, database)),
                     name=args.name,
                     domain_prefix=args.domain_prefix,
                     admin_email=args.admin_email,
                     admin_password=password,
-                    now=SystemClock().now(),
                 )
             except DomainError as error:
                 print(f"bootstrap refused: {error.detail}", file=sys.stderr)  # noqa: T201

@@ -1,11 +1,8 @@
-"""Annotated dependency aliases: the session, the caller, the tenant scope and the repositories."""
+"""Annotated dependency aliases: app state, unit of work, caller and tenant scope."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
@@ -14,29 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api import use_cases
 from access_api.auth import credentials
-from access_api.auth.credentials import SESSION_PREFIX, Authenticated
-from access_api.domain import access
+from access_api.auth.credentials import Authenticated
 from access_api.domain.access import Caller, Scope
-from access_api.domain.audit import Actor, AuditEvent, Changes
-from access_api.domain.errors import NotFound
-from access_api.domain.tenants import Tenant
-from access_api.domain.users import User
-from access_api.ids import new_id
-from access_api.repositories.access import AccessRepository
-from access_api.repositories.agents import AgentRepository
-from access_api.repositories.api_keys import ApiKeyRepository
-from access_api.repositories.audit import AuditRepository
-from access_api.repositories.auth import SessionRepository
-from access_api.repositories.invitations import InvitationRepository
-from access_api.repositories.outbox import OutboxRepository
-from access_api.repositories.tenants import TenantRepository
-from access_api.repositories.two_factor import TwoFactorRepository
-from access_api.repositories.users import UserRepository
-from access_api.services.second_factor import SecondFactor
-from access_api.services.throttle import Throttle
 from access_api.state import AppState
-
-__all__ = ["SESSION_PREFIX"]
 
 
 async def _state(request: Request) -> AppState:
@@ -49,52 +26,15 @@ async def _session(request: Request) -> AsyncSession:
     return session
 
 
-async def _now(state: Annotated[AppState, Depends(_state)]) -> datetime:
-    return state.clock.now()
-
-
 State = Annotated[AppState, Depends(_state)]
 Session = Annotated[AsyncSession, Depends(_session)]
-Now = Annotated[datetime, Depends(_now)]
 
-
-R = TypeVar("R")
-
-
-def _repository(cls: Callable[[AsyncSession], R]) -> Callable[[AsyncSession], Awaitable[R]]:
-    # Dependencies are coroutines, even trivial ones: FastAPI runs a plain function in a worker
-    # thread, a hop that costs more than the function.
-    async def build(session: Session) -> R:
-        return cls(session)
-
-    return build
-
-
-Tenants = Annotated[TenantRepository, Depends(_repository(TenantRepository))]
-Access = Annotated[AccessRepository, Depends(_repository(AccessRepository))]
-Users = Annotated[UserRepository, Depends(_repository(UserRepository))]
-Sessions = Annotated[SessionRepository, Depends(_repository(SessionRepository))]
-ApiKeys = Annotated[ApiKeyRepository, Depends(_repository(ApiKeyRepository))]
-Agents = Annotated[AgentRepository, Depends(_repository(AgentRepository))]
-Outbox = Annotated[OutboxRepository, Depends(_repository(OutboxRepository))]
-Invitations = Annotated[InvitationRepository, Depends(_repository(InvitationRepository))]
 
 _bearer = HTTPBearer(
     auto_error=False,
     description="A session token (aas_…), a user API key (aak_…) or an agent token (aag_…)",
 )
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-
-
-def after_commit(request: Request, hook: Callable[[], None]) -> None:
-    """Run hook once the request's transaction has committed (e.g. wake the mail dispatcher)."""
-    request.state.after_commit.append(hook)
-
-
-def after_refusal(request: Request, hook: Callable[[], Awaitable[None]]) -> None:
-    """Run hook once the request was refused and its transaction rolled back (e.g. count a
-    failed attempt, which must outlive the rollback); it opens a transaction of its own."""
-    request.state.after_refusal.append(hook)
 
 
 # --- the unit of work and the caller ------------------------------------------------------
@@ -159,152 +99,6 @@ def requires(permission: str | None) -> Any:
     return Depends(scope)
 
 
-@dataclass(slots=True)
-class TreeLock:
-    """Serializes changes to a tree's access. Lock the tree's root row, then judge the caller
-    again: a change is applied as the tree is now (admins, grants), and a request that began
-    while its caller still had access is not applied once that access is gone."""
-
-    tenants: TenantRepository
-    access: AccessRepository
-    now: datetime
-
-    async def __call__(self, scope: Scope, permission: str) -> Scope:
-        await self.tenants.lock_tree(scope.tenant.root_id)
-        facts = await self.access.scope_facts(scope.caller, scope.tenant.id, self.now)
-        fresh = access.resolve_scope(scope.caller, facts, self.now)
-        access.require(fresh, permission)
-        return fresh
-
-
-async def _tree_lock(tenants: Tenants, repo: Access, now: Now) -> TreeLock:
-    return TreeLock(tenants=tenants, access=repo, now=now)
-
-
-Locked = Annotated[TreeLock, Depends(_tree_lock)]
-
-
-# --- the people a scope can see and manage ------------------------------------------------
-
-
-@dataclass(slots=True)
-class PeopleFinder:
-    """Users as seen from a tenant's context: absent when the context cannot see them."""
-
-    access: AccessRepository
-    users: UserRepository
-    now: datetime
-
-    async def visible(self, scope: Scope, user_id: UUID) -> User:
-        tenant = scope.tenant
-        visible = await self.access.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
-        user = await self.users.get(user_id) if user_id in visible else None
-        if user is None:
-            raise NotFound(f"no user {user_id} here")
-        return user
-
-    async def manageable(self, scope: Scope, user_id: UUID) -> User:
-        """A user whose person (profile, keys, agents, 2FA) the caller may manage from here."""
-        user = await self.visible(scope, user_id)
-        chains = await self.access.grant_chains(user.id, scope.tenant.root_id, self.now)
-        access.ensure_can_manage_person(scope.caller, scope.tenant.id, user.id, chains)
-        return user
-
-
-async def _people(repo: Access, users: Users, now: Now) -> PeopleFinder:
-    return PeopleFinder(access=repo, users=users, now=now)
-
-
-People = Annotated[PeopleFinder, Depends(_people)]
-
-
-# --- the audit trail ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Recorder:
-    """Writes audit events into the request's transaction, so a change and its record commit
-    (or roll back) together."""
-
-    repo: AuditRepository
-    request_id: str | None
-    ip: str | None
-    now: datetime
-
-    async def record(
-        self,
-        actor: Actor,
-        action: str,
-        *,
-        tenant: Tenant | None,
-        target_type: str,
-        target_id: UUID | None,
-        changes: Changes | None = None,
-    ) -> None:
-        await self.repo.record(
-            [
-                AuditEvent(
-                    id=new_id(),
-                    at=self.now,
-                    actor=actor,
-                    root_id=tenant.root_id if tenant else None,
-                    tenant_id=tenant.id if tenant else None,
-                    action=action,
-                    target_type=target_type,
-                    target_id=target_id,
-                    changes=changes or {},
-                    request_id=self.request_id,
-                    ip=self.ip,
-                )
-            ]
-        )
-
-
-async def _recorder(request: Request, session: Session, now: Now) -> Recorder:
-    return Recorder(
-        repo=AuditRepository(session),
-        request_id=getattr(request.state, "request_id", None),
-        ip=client_ip(request),
-        now=now,
-    )
-
-
 def client_ip(request: Request) -> str | None:
+    """The connection's address (uvicorn puts a trusted proxy's forwarded one here)."""
     return request.client.host if request.client else None
-
-
-Audit = Annotated[Recorder, Depends(_recorder)]
-
-
-# --- throttling failed attempts -----------------------------------------------------------
-
-
-async def _throttle(request: Request, session: Session, state: State, now: Now) -> Throttle:
-    return Throttle(
-        session=session,
-        database=state.database,
-        keyring=state.keyring,
-        now=now,
-        after_refusal=lambda hook: after_refusal(request, hook),
-    )
-
-
-Throttling = Annotated[Throttle, Depends(_throttle)]
-
-
-async def _second_factor(
-    request: Request, session: Session, state: State, throttling: Throttling, now: Now
-) -> SecondFactor:
-    return SecondFactor(
-        factors=TwoFactorRepository(session),
-        throttling=throttling,
-        database=state.database,
-        keyring=state.keyring,
-        dispatcher=state.dispatcher,
-        now=now,
-        after_refusal=lambda hook: after_refusal(request, hook),
-    )
-
-
-SecondFactors = Annotated[SecondFactor, Depends(_second_factor)]
-"""Check buckets before an attempt, count its failure, clear on success (services/throttle)."""

@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_api.bootstrap import bootstrap
 from access_api.db import Database
-from access_api.domain.access import Grant, GrantChange
+from access_api.domain.audit import SYSTEM
+from access_api.domain.invitations import Offer
 from access_api.domain.users import TwoFactor, User
 from access_api.ids import new_id
 from access_api.main import create_app
-from access_api.repositories.access import AccessRepository
 from access_api.repositories.orm import metadata
-from access_api.repositories.users import UserRepository
 from access_api.services.clock import FrozenClock
 from access_api.state import AppState
+from access_api.use_cases import Work, members
 from tests.conftest import settings_for
 from tests.mail import SmtpServer
 
@@ -77,13 +77,11 @@ class World:
         email = f"admin@{prefix}.example.com"
         async with self.state.database.session() as session:
             result = await bootstrap(
-                session,
-                self.state.passwords,
+                Work.over(session, self.state),
                 name=name,
                 domain_prefix=prefix,
                 admin_email=email,
                 admin_password=PASSWORD,
-                now=self.clock.now(),
             )
             await session.commit()
         admin = await self.login(email, PASSWORD)
@@ -132,24 +130,26 @@ class World:
             updated_at=now,
             last_login_at=None,
         )
+        offers = [
+            Offer(
+                tenant_id=UUID(str(tenant_id)),
+                roles=frozenset(roles),
+                include_descendants=include,
+            )
+            for tenant_id, roles, include in grants
+        ]
         async with self.state.database.session() as session:
-            await UserRepository(session).insert(user, await self.state.passwords.hash(PASSWORD))
-            access = AccessRepository(session)
-            await access.add_member(root_id, user.id, now)
-            changes = [
-                GrantChange(
-                    before=None,
-                    after=Grant(
-                        user_id=user.id,
-                        tenant_id=UUID(str(tenant_id)),
-                        roles=frozenset(roles),
-                        include_descendants=include,
-                    ),
-                )
-                for tenant_id, roles, include in grants
-            ]
-            await access.apply(
-                changes, root_id=root_id, roles_by_key=await access.roles(root_id), now=now
+            work = Work.over(session, self.state)
+            root = await work.tenants.get(root_id)
+            assert root is not None
+            await members.join(
+                work,
+                SYSTEM,
+                root_id=root_id,
+                user=user,
+                password_hash=await self.state.passwords.hash(PASSWORD),
+                offers=offers,
+                tenant=root,
             )
             await session.commit()
         if not login:

@@ -10,8 +10,8 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from access_api.domain.access import Grant, GrantChange
-from access_api.repositories.access import AccessRepository
 from access_api.repositories.orm import authorizations
+from access_api.use_cases import Work
 from tests.api.conftest import Login, Msp, World, assert_problem, delivered
 from tests.mail import SmtpServer, accept_token
 
@@ -28,8 +28,8 @@ async def grant(
 ) -> None:
     """Add a grant (with an expiry, which World.user does not set) through the repository."""
     async with world.state.database.session() as session:
-        access = AccessRepository(session)
-        await access.apply(
+        work = Work.over(session, world.state)
+        await work.grants.apply(
             [
                 GrantChange(
                     before=None,
@@ -43,7 +43,7 @@ async def grant(
                 )
             ],
             root_id=root_id,
-            roles_by_key=await access.roles(root_id),
+            roles_by_key=await work.roles.of_tree(root_id),
             now=world.clock.now(),
         )
         await session.commit()

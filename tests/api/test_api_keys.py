@@ -8,9 +8,11 @@ from uuid import UUID, uuid4
 
 import sqlalchemy as sa
 
-from access_api.domain.access import Grant, GrantChange
-from access_api.repositories.access import AccessRepository
+from access_api.domain.audit import SYSTEM
+from access_api.domain.invitations import Offer
 from access_api.repositories.orm import api_keys, audit_events, authorizations, members
+from access_api.use_cases import Work
+from access_api.use_cases import members as member_cases
 from tests.api.conftest import Login, Msp, World, assert_problem
 
 
@@ -38,18 +40,20 @@ async def key_row(world: World, key_id: str | UUID) -> Any:
 
 async def join_tree(world: World, user_id: UUID, root_id: UUID, roles: list[str]) -> None:
     """Make an existing user a member of another MSP tree, with roles on its root."""
-    now = world.clock.now()
     async with world.state.database.session() as session:
-        repo = AccessRepository(session)
-        await repo.add_member(root_id, user_id, now)
-        grant = Grant(
-            user_id=user_id, tenant_id=root_id, roles=frozenset(roles), include_descendants=True
-        )
-        await repo.apply(
-            [GrantChange(before=None, after=grant)],
+        work = Work.over(session, world.state)
+        user, tenant = await work.users.get(user_id), await work.tenants.get(root_id)
+        assert user is not None
+        assert tenant is not None
+        offer = Offer(tenant_id=root_id, roles=frozenset(roles), include_descendants=True)
+        await member_cases.join(
+            work,
+            SYSTEM,
             root_id=root_id,
-            roles_by_key=await repo.roles(root_id),
-            now=now,
+            user=user,
+            password_hash=None,
+            offers=[offer],
+            tenant=tenant,
         )
         await session.commit()
 

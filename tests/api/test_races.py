@@ -9,13 +9,14 @@ from uuid import UUID
 import httpx
 import sqlalchemy as sa
 
-from access_api.domain.access import Grant, GrantChange
+from access_api.domain.audit import SYSTEM
+from access_api.domain.invitations import Offer
 from access_api.domain.users import TwoFactor, User
 from access_api.ids import new_id
-from access_api.repositories.access import AccessRepository
+from access_api.repositories.grants import GrantRepository
 from access_api.repositories.orm import tenants
-from access_api.repositories.users import UserRepository
 from access_api.services.clock import SystemClock
+from access_api.use_cases import Work, members
 from tests.live import PASSWORD, live_client, live_msp, state_of
 
 
@@ -111,7 +112,7 @@ class TestLastAdminRace:
                 assert refused.json()["code"] in {"last_admin", "not_found"}, refused.text
                 outcomes[refused.json()["code"]] += 1
                 async with state_of(client).database.session() as session:
-                    admins = await AccessRepository(session).root_admins(root, SystemClock().now())
+                    admins = await GrantRepository(session).root_admins(root, SystemClock().now())
                 assert len(admins) == 1, admins
             assert sum(outcomes.values()) == 12
 
@@ -128,17 +129,18 @@ async def _second_admin(
         updated_at=now, last_login_at=None,
     )  # fmt: skip
     async with state.database.session() as session:
-        await UserRepository(session).insert(user, await state.passwords.hash(PASSWORD))
-        grants = AccessRepository(session)
-        await grants.add_member(root, user.id, now)
-        change = GrantChange(
-            before=None,
-            after=Grant(
-                user_id=user.id, tenant_id=root, roles=frozenset({"admin"}),
-                include_descendants=True,
-            ),
-        )  # fmt: skip
-        await grants.apply([change], root_id=root, roles_by_key=await grants.roles(root), now=now)
+        work = Work.over(session, state, now)
+        msp = await work.tenants.get(root)
+        assert msp is not None
+        await members.join(
+            work,
+            SYSTEM,
+            root_id=root,
+            user=user,
+            password_hash=await state.passwords.hash(PASSWORD),
+            offers=[Offer(tenant_id=root, roles=frozenset({"admin"}), include_descendants=True)],
+            tenant=msp,
+        )
         await session.commit()
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     return user.id, {"Authorization": f"Bearer {login.json()['access_token']}"}

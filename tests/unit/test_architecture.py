@@ -56,17 +56,6 @@ def test_routers_do_not_raise_http_exceptions(path: Path) -> None:
 # doing a use case's work.
 ROUTER_FUNCTION_MAX_LINES = 25
 
-# Routers still to be moved onto use cases (issue 9). This list only shrinks; it is empty when
-# the move is done.
-NOT_YET_MOVED: frozenset[str] = frozenset(
-    {
-        "authorizations.py",
-        "invitations.py",
-        "tenants.py",
-        "users.py",
-    }
-)
-
 
 def _functions(path: Path) -> list[ast.AsyncFunctionDef | ast.FunctionDef]:
     tree = ast.parse(path.read_text())
@@ -75,8 +64,6 @@ def _functions(path: Path) -> list[ast.AsyncFunctionDef | ast.FunctionDef]:
 
 @pytest.mark.parametrize("path", modules("routers"), ids=lambda p: p.name)
 def test_router_functions_stay_short(path: Path) -> None:
-    if path.name in NOT_YET_MOVED:
-        pytest.skip("not yet moved onto use cases")
     for function in _functions(path):
         body = function.body
         # The docstring does not count; the signature and decorators do not either.
@@ -88,22 +75,12 @@ def test_router_functions_stay_short(path: Path) -> None:
 
 
 # Router imports still to be undone, each with its way out. This list only shrinks.
-PENDING_ROUTER_IMPORTS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # UserOut moves to routers/common when routers/users.py is moved (issue 9, part A).
-        ("me.py", "access_api.routers.users"),
-    }
-)
 
 
 @pytest.mark.parametrize("path", modules("routers"), ids=lambda p: p.name)
 def test_routers_import_no_repository_and_no_other_router(path: Path) -> None:
-    if path.name in NOT_YET_MOVED:
-        pytest.skip("not yet moved onto use cases")
     for name in imports_of(path):
         assert not name.startswith("access_api.repositories"), f"{path.name} imports {name}"
-        if (path.name, name) in PENDING_ROUTER_IMPORTS:
-            continue
         assert not name.startswith("access_api.routers.") or name == "access_api.routers.common", (
             f"{path.name} imports {name}: share it through a use case or routers/common"
         )
@@ -115,8 +92,3 @@ def test_use_cases_know_nothing_of_http(path: Path) -> None:
         top = name.split(".")[0]
         assert top not in {"fastapi", "starlette"}, f"{path.name} imports {name}"
         assert not name.startswith("access_api.routers"), f"{path.name} imports {name}"
-
-
-def test_the_not_yet_moved_list_names_only_routers_that_exist() -> None:
-    names = {p.name for p in modules("routers")}
-    assert names >= NOT_YET_MOVED

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from access_api.bootstrap import bootstrap
 from access_api.db import Database
-from access_api.domain.access import Caller, Grant, GrantChange, Scope
-from access_api.domain.audit import ActorKind
+from access_api.domain.access import Caller, Scope
+from access_api.domain.audit import SYSTEM, ActorKind
+from access_api.domain.invitations import Offer
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import TwoFactor, User
 from access_api.ids import new_id
@@ -28,8 +29,9 @@ from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
 from access_api.services.webhooks import webhook_dispatcher
 from access_api.state import AppState
-from access_api.use_cases import Work
+from access_api.use_cases import Work, members
 from tests.conftest import settings_for
+from tests.use_cases.scene import Scene, scene_over
 
 PASSWORD = "correct horse battery staple"
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -97,19 +99,16 @@ class Tree:
             updated_at=START,
             last_login_at=None,
         )
-        await work.users.insert(user, await work.passwords.hash(PASSWORD))
-        await work.grants.add_member(self.root.id, user.id, START)
-        grant = Grant(
-            user_id=user.id,
-            tenant_id=self.root.id,
-            roles=frozenset(roles),
-            include_descendants=True,
-        )
-        await work.grants.apply(
-            [GrantChange(before=None, after=grant)],
+        await members.join(
+            work,
+            SYSTEM,
             root_id=self.root.id,
-            roles_by_key=await work.grants.roles(self.root.id),
-            now=START,
+            user=user,
+            password_hash=await work.passwords.hash(PASSWORD),
+            offers=[Offer(tenant_id=self.root.id, roles=frozenset(roles), include_descendants=True)]
+            if roles
+            else [],
+            tenant=self.root,
         )
         return user
 
@@ -117,15 +116,19 @@ class Tree:
 @pytest.fixture
 async def tree(state: AppState, session: AsyncSession) -> Tree:
     prefix = f"msp-{secrets.token_hex(4)}"
+    work = Work.over(session, state, START)
     made = await bootstrap(
-        session,
-        state.passwords,
+        work,
         name="Northwind MSP",
         domain_prefix=prefix,
         admin_email=f"admin@{prefix}.example.com",
         admin_password=PASSWORD,
-        now=START,
     )
-    found = await Work.over(session, state).users.by_email(made.admin_email)
+    found = await work.users.by_email(made.admin_email)
     assert found is not None
     return Tree(state=state, session=session, root=made.tenant, admin=found[0])
+
+
+@pytest.fixture
+async def scene(backend: tuple[str, str], connection: AsyncConnection) -> Scene:
+    return scene_over(backend, connection)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from access_api.domain.audit import Actor, ActorKind, Changes
+from access_api.domain.audit import Action, Actor, ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
     CannotChangeOwnAccess,
@@ -253,6 +253,15 @@ class GrantChange:
     @property
     def tenant_id(self) -> UUID:
         return self.grant.tenant_id
+
+    @property
+    def action(self) -> Action:
+        """The audit action this change is recorded as."""
+        if self.before is None:
+            return Action.AUTHORIZATION_GRANTED
+        if self.after is None:
+            return Action.AUTHORIZATION_REMOVED
+        return Action.AUTHORIZATION_CHANGED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,3 +542,12 @@ def plan_removal(
         raise BulkRefused(errors)
     ensure_admin_remains(root_id, root_admins, changes)
     return changes
+
+
+def removal_changes(removed: Sequence[GrantChange], left_organization: bool) -> Changes:
+    """A user's deletion as audit before/after values: the grants removed, and membership."""
+    return {
+        "grants": {"before": [grant_changes(c)["roles"]["before"] for c in removed], "after": []},
+        "tenants": {"before": [str(c.tenant_id) for c in removed], "after": []},
+        "member": {"before": True, "after": not left_organization},
+    }

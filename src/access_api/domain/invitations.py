@@ -31,6 +31,13 @@ EXPIRES_IN_DAYS_MIN = 1
 EXPIRES_IN_DAYS_MAX = 30
 EXPIRES_IN_DAYS_DEFAULT = 7
 MAX_OFFERS = 1000
+# A link's token: "inv_" and a random part; anything much longer is not one of ours.
+TOKEN_PREFIX = "inv"  # noqa: S105 - a prefix, not a secret
+TOKEN_MAX_LENGTH = 256
+# An email address (RFC 5321 path limit), also the longest search text over emails.
+EMAIL_MAX_LENGTH = 320
+# A second-factor code given when accepting as an existing account with two-factor on.
+OTP_MAX_LENGTH = 64
 
 # Offers have no user yet: the privilege check judges the grant, not who would receive it.
 _INVITEE = UUID(int=0)
@@ -63,6 +70,13 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Inviter:
+    first_name: str
+    last_name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Invitation:
     id: UUID
     root_id: UUID
@@ -90,6 +104,15 @@ class Invitation:
         if self.status is InvitationStatus.PENDING and self.expires_at <= now:
             return InvitationStatus.EXPIRED
         return self.status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invited:
+    """An invitation as its link shows it: with the inviting tenant and who invited."""
+
+    invitation: Invitation
+    tenant_name: str
+    inviter: Inviter | None
 
 
 def new_invitation(
@@ -465,6 +488,29 @@ def plan_resend(
         )
     raise_if_any(errors)
     return resent
+
+
+def resent_changes(before: Invitation, after: Invitation, now: datetime) -> Changes:
+    """A resend as audit before/after values: pending again, a new expiry, one more send."""
+    return {
+        "status": {"before": before.status_at(now).value, "after": "pending"},
+        "expires_at": {
+            "before": before.expires_at.isoformat(),
+            "after": after.expires_at.isoformat(),
+        },
+        "sent_count": {"before": before.sent_count, "after": after.sent_count},
+    }
+
+
+def revoked_changes(before: Invitation, now: datetime) -> Changes:
+    return {"status": {"before": before.status_at(now).value, "after": "revoked"}}
+
+
+def accepted_changes(user_id: UUID) -> Changes:
+    return {
+        "status": {"before": "pending", "after": "accepted"},
+        "accepted_user_id": {"before": None, "after": str(user_id)},
+    }
 
 
 def plan_revoke(

@@ -44,6 +44,10 @@ ALLOWED_CHILDREN: Mapping[TenantKind, frozenset[TenantKind]] = {
 DOMAIN_PREFIX_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]$"
 _DOMAIN_PREFIX = re.compile(DOMAIN_PREFIX_PATTERN)
 NAME_MAX_LENGTH = 200
+DOMAIN_PREFIX_MIN_LENGTH = 3
+DOMAIN_PREFIX_MAX_LENGTH = 63  # a DNS label
+# Search text over names and domain prefixes: no longer than a name.
+SEARCH_MAX_LENGTH = NAME_MAX_LENGTH
 ADDRESS_MAX_LENGTH = 500
 DELETE_CONFIRMATION = "delete"
 MUTABLE_FIELDS = ("name", "street_address")

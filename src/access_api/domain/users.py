@@ -58,6 +58,8 @@ class User:
 
 NAME_MAX_LENGTH = 100
 PHONE_MAX_LENGTH = 40
+# Search text over emails and names.
+SEARCH_MAX_LENGTH = 200
 
 
 def update_profile(user: User, fields: Mapping[str, object], now: datetime) -> tuple[User, Changes]:

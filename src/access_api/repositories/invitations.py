@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Role
 from access_api.domain.errors import InvitationExists
-from access_api.domain.invitations import Invitation, InvitationStatus, Offer
-from access_api.domain.users import User, email_key
+from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
+from access_api.domain.users import email_key
 from access_api.ids import new_id
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
@@ -40,22 +39,6 @@ _PENDING = invitations.c.status == InvitationStatus.PENDING.value
 # The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
 _PENDING_INDEX = sa.text("status = 'pending'")
 _INVITER = users.alias("inviter")  # built once: an alias copies its table's columns
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inviter:
-    first_name: str
-    last_name: str
-    email: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Invited:
-    """An invitation as its link shows it: with the inviting tenant and who invited."""
-
-    invitation: Invitation
-    tenant_name: str
-    inviter: Inviter | None
 
 
 def _invitation(row: Row[Any] | Any, offers: Sequence[Offer]) -> Invitation:
@@ -379,32 +362,6 @@ class InvitationRepository:
             .where(invitations.c.id == invitation_id)
             .values(accepted_user_id=user_id)
         )
-
-    async def insert_user_once(self, user: User, password_hash: str) -> bool:
-        """Create the account unless one with this email appeared meanwhile (another link
-        accepted at the same moment): False then, with nothing written and no aborted
-        transaction."""
-        result = await self.session.execute(
-            insert(self.session, users)
-            .values(
-                id=user.id,
-                email=user.email,
-                email_key=email_key(user.email),
-                password_hash=password_hash,
-                first_name=user.first_name,
-                last_name=user.last_name,
-                phone=user.phone,
-                session_timeout_minutes=user.session_timeout_minutes,
-                two_factor=user.two_factor.value,
-                created_at=user.created_at,
-                updated_at=user.updated_at,
-                last_login_at=user.last_login_at,
-                password_changed_at=user.created_at,
-            )
-            .on_conflict_do_nothing(index_elements=["email_key"])
-            .returning(users.c.id)
-        )
-        return result.first() is not None
 
 
 def _values(invitation: Invitation) -> dict[str, Any]:

@@ -2,18 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Role
 from access_api.domain.errors import RoleKeyTaken
-from access_api.repositories.access import to_role
+from access_api.domain.permissions import BUILTIN_ROLES, builtin_permissions
+from access_api.ids import new_id
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import authorization_roles, roles
 from access_api.repositories.pagination import Page, SortKey, fetch_page
+
+
+def to_role(row: Row[Any] | Any) -> Role:
+    return Role(
+        id=row.id,
+        root_id=row.root_id,
+        key=row.key,
+        name=row.name,
+        permissions=_permissions(row.key, row.builtin, row.permissions),
+        builtin=row.builtin,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _permissions(key: str, builtin: bool, stored: Iterable[str]) -> frozenset[str]:
+    """A built-in role's permissions are the code's, whatever a tree stored at creation."""
+    return builtin_permissions(key, frozenset(stored)) if builtin else frozenset(stored)
+
+
+# A role read beside the grants that name it, labelled as roles_of_rows() reads them back.
+ROLE_COLUMNS = (
+    roles.c.id.label("role_id"),
+    roles.c.root_id.label("role_root_id"),
+    roles.c.key.label("role_key"),
+    roles.c.name.label("role_name"),
+    roles.c.permissions.label("role_permissions"),
+    roles.c.builtin.label("role_builtin"),
+    roles.c.created_at.label("role_created_at"),
+    roles.c.updated_at.label("role_updated_at"),
+)
+
+
+def roles_of_rows(rows: Sequence[Any]) -> dict[str, Role]:
+    """The roles read beside grants (ROLE_COLUMNS), by key."""
+    return {
+        row.role_key: Role(
+            id=row.role_id,
+            root_id=row.role_root_id,
+            key=row.role_key,
+            name=row.role_name,
+            permissions=_permissions(row.role_key, row.role_builtin, row.role_permissions),
+            builtin=row.role_builtin,
+            created_at=row.role_created_at,
+            updated_at=row.role_updated_at,
+        )
+        for row in rows
+        if row.role_key is not None
+    }
 
 
 class RoleRepository:
@@ -80,3 +133,25 @@ class RoleRepository:
 
     async def delete(self, role_id: UUID) -> None:
         await self.session.execute(sa.delete(roles).where(roles.c.id == role_id))
+
+    async def create_builtin(self, root_id: UUID, now: datetime) -> None:
+        await self.session.execute(
+            sa.insert(roles),
+            [
+                {
+                    "id": new_id(),
+                    "root_id": root_id,
+                    "key": key,
+                    "name": name,
+                    "permissions": sorted(builtin_permissions(key, frozenset())),
+                    "builtin": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key, name in BUILTIN_ROLES.items()
+            ],
+        )
+
+    async def of_tree(self, root_id: UUID) -> dict[str, Role]:
+        rows = await self.session.execute(sa.select(roles).where(roles.c.root_id == root_id))
+        return {row.key: to_role(row) for row in rows}

@@ -27,11 +27,12 @@ from access_api.domain.users import (
     email_key,
     neutralize,
 )
-from access_api.repositories.dialect import is_postgresql
+from access_api.repositories.dialect import insert, is_postgresql
+from access_api.repositories.members import live as live_grant
+from access_api.repositories.members import reaching, visible
 from access_api.repositories.orm import (
     authorization_roles,
     authorizations,
-    members,
     roles,
     tenant_closure,
     users,
@@ -51,29 +52,6 @@ USER_SORTS: dict[str, SortKey] = {
 
 
 _HELD = tenant_closure.alias("held")  # built once: an alias copies its table's columns
-
-
-def _live(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
-
-
-def _reaching(context: Tenant, now: datetime) -> sa.ColumnElement[bool]:
-    """A live grant of users.id that reaches the context or lies below it."""
-    if context.parent_id is None:
-        return sa.and_(authorizations.c.root_id == context.id, _live(now))
-    below = sa.select(tenant_closure.c.descendant_id).where(
-        tenant_closure.c.ancestor_id == context.id
-    )
-    above = sa.select(tenant_closure.c.ancestor_id).where(
-        tenant_closure.c.descendant_id == context.id, tenant_closure.c.depth > 0
-    )
-    return sa.and_(
-        _live(now),
-        sa.or_(
-            authorizations.c.tenant_id.in_(below),
-            sa.and_(authorizations.c.include_descendants, authorizations.c.tenant_id.in_(above)),
-        ),
-    )
 
 
 def _neutralized(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -106,14 +84,6 @@ def _export_row(row: Any) -> tuple[str | None, ...]:
         _utc(created),
         _utc(last_login),
     )
-
-
-def visible_from(context: Tenant, now: datetime) -> sa.ColumnElement[bool]:
-    """users.id is visible from the context: at the root every member of the tree, below it
-    those whose live grants reach the context or lie below it."""
-    if context.parent_id is None:
-        return sa.exists().where(members.c.root_id == context.id, members.c.user_id == users.c.id)
-    return sa.exists().where(authorizations.c.user_id == users.c.id, _reaching(context, now))
 
 
 def to_user(row: Row[Any] | Any) -> User:
@@ -155,9 +125,13 @@ class UserRepository:
         ).first()
         return (to_user(row), row.password_hash) if row else None
 
-    async def insert(self, user: User, password_hash: str) -> None:
-        await self.session.execute(
-            sa.insert(users).values(
+    async def insert(self, user: User, password_hash: str) -> bool:
+        """Create the account unless one with this email appeared meanwhile (another link
+        accepted at the same moment): False then, with nothing written and no aborted
+        transaction."""
+        result = await self.session.execute(
+            insert(self.session, users)
+            .values(
                 id=user.id,
                 email=user.email,
                 email_key=email_key(user.email),
@@ -172,7 +146,10 @@ class UserRepository:
                 last_login_at=user.last_login_at,
                 password_changed_at=user.created_at,
             )
+            .on_conflict_do_nothing(index_elements=["email_key"])
+            .returning(users.c.id)
         )
+        return result.first() is not None
 
     async def list_visible(
         self,
@@ -189,7 +166,7 @@ class UserRepository:
         now: datetime,
     ) -> Page[User]:
         """Users with access to the context or below it, filtered, one keyset page at a time."""
-        statement = sa.select(users).where(visible_from(context, now))
+        statement = sa.select(users).where(visible(users.c.id, context.id, context.root_id, now))
         if q:
             pattern = f"%{escape_like(q.lower())}%"
             statement = statement.where(
@@ -207,7 +184,7 @@ class UserRepository:
             statement = statement.where(
                 sa.exists().where(
                     authorizations.c.user_id == users.c.id,
-                    _reaching(context, now),
+                    reaching(context.id, context.root_id, now),
                     authorization_roles.c.authorization_id == authorizations.c.id,
                     roles.c.id == authorization_roles.c.role_id,
                     roles.c.key == role,
@@ -251,7 +228,7 @@ class UserRepository:
             .where(
                 held.c.descendant_id == context.id,
                 sa.or_(held.c.depth == 0, authorizations.c.include_descendants),
-                _live(now),
+                live_grant(now),
             )
             .group_by(authorizations.c.user_id)
             .subquery("role_keys")
@@ -262,13 +239,13 @@ class UserRepository:
             # At the root a member may have no role left anywhere (seed 003): say so.
             live = (
                 sa.select(authorizations.c.user_id)
-                .where(authorizations.c.root_id == context.id, _live(now))
+                .where(authorizations.c.root_id == context.id, live_grant(now))
                 .distinct()
                 .subquery("live")
             )
             statement = statement.outerjoin(live, live.c.user_id == users.c.id)
             active = live.c.user_id.is_not(None)
-        statement = statement.where(visible_from(context, now))
+        statement = statement.where(visible(users.c.id, context.id, context.root_id, now))
         if ids is not None:
             statement = statement.where(users.c.id.in_(set(ids)))
         fields: dict[str, sa.ColumnElement[Any]] = {

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from access_api.dependencies import CurrentCaller, Work
 from access_api.domain import errors as e
 from access_api.domain.users import PASSWORD_MAX_LENGTH
 from access_api.errors import problem_responses
-from access_api.routers.common import Body, api_router
+from access_api.routers.common import Body, Token, api_router
 from access_api.use_cases import auth
-from access_api.use_cases.auth import NewSession
 
 router = api_router(prefix="/v1/auth", tags=["auth"])
 
@@ -24,19 +21,6 @@ class LoginRequest(Body):
     otp: str | None = Field(
         default=None, max_length=64, description="A two-factor code, when otp_required"
     )
-
-
-class Token(BaseModel):
-    access_token: str = Field(description="Send as Authorization: Bearer <access_token>")
-    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
-    expires_at: datetime = Field(
-        description="When the session ends if left idle; each use extends it, up to the "
-        "session's absolute lifetime"
-    )
-
-    @classmethod
-    def of(cls, started: NewSession) -> Token:
-        return cls(access_token=started.token, expires_at=started.expires_at)
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -12,13 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from access_api.domain import errors as e
 from access_api.domain.errors import PreconditionFailed
+from access_api.domain.users import TwoFactor, User
 from access_api.errors import problem_responses
 from access_api.pagination import Cursors, Page
 from access_api.routing import TransactionalRoute
+from access_api.use_cases.auth import NewSession
 
 T = TypeVar("T")
 
 MAX_BULK_IDS = 1000
+# Items in one bulk body (grants to set, users to name): the same bound as ids.
+MAX_BULK_ITEMS = MAX_BULK_IDS
 
 # Every route that needs a credential and a tenant can answer these.
 SCOPED_PROBLEMS = problem_responses(
@@ -51,6 +56,20 @@ class ListPage(BaseModel, Generic[T]):
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page")]
 Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+
+
+# A session just started (login, invitation accept): its token is shown once, here.
+class Token(BaseModel):
+    access_token: str = Field(description="Send as Authorization: Bearer <access_token>")
+    token_type: str = "bearer"  # noqa: S105 - the OAuth 2 token type, not a secret
+    expires_at: datetime = Field(
+        description="When the session ends if left idle; each use extends it, up to the "
+        "session's absolute lifetime"
+    )
+
+    @classmethod
+    def of(cls, started: NewSession) -> Token:
+        return cls(access_token=started.token, expires_at=started.expires_at)
 
 
 def page_of(
@@ -87,3 +106,29 @@ def check_if_match(request: Request, current: BaseModel) -> None:
 
 def with_etag(response: Response, model: BaseModel) -> None:
     response.headers["ETag"] = etag_of(model)
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    session_timeout_minutes: int
+    two_factor: TwoFactor
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            phone=user.phone,
+            session_timeout_minutes=user.session_timeout_minutes,
+            two_factor=user.two_factor,
+            created_at=user.created_at,
+            last_login_at=user.last_login_at,
+        )

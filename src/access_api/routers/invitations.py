@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from email_validator import EmailNotValidError, validate_email
 from fastapi import Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    Audit,
-    Invitations,
-    Locked,
-    Now,
-    Outbox,
-    SecondFactors,
-    Sessions,
-    State,
-    Tenants,
-    Throttling,
-    Users,
-    Work,
-    after_commit,
-    client_ip,
-    requires,
-)
-from access_api.domain import access, invitations, throttle
+from access_api.dependencies import State, Work, requires
+from access_api.domain import access, invitations, users
 from access_api.domain import errors as e
-from access_api.domain.audit import Actor, ActorKind, created
-from access_api.domain.invitations import (
-    Invitation,
-    InvitationStatus,
-    InviteFacts,
-    Offer,
-    OfferContext,
-)
-from access_api.domain.mail import accept_invitation_link, invitation_mail
+from access_api.domain.invitations import Invitation, InvitationStatus
 from access_api.domain.permissions import Permission
-from access_api.domain.tenants import Tenant
-from access_api.domain.users import PASSWORD_MAX_LENGTH, email_key
+from access_api.domain.users import PASSWORD_MAX_LENGTH
 from access_api.errors import problem_responses
-from access_api.ids import new_id
-from access_api.repositories.invitations import InvitationRepository, Invited
-from access_api.repositories.outbox import QueuedMail
-from access_api.routers.auth import Token
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
     Body,
@@ -54,28 +24,21 @@ from access_api.routers.common import (
     IdList,
     Limit,
     ListPage,
+    Token,
     api_router,
     check_if_match,
     page_of,
     split_sort,
     with_etag,
 )
-from access_api.services.keyring import new_token
-from access_api.services.throttle import Throttle
-from access_api.state import AppState
-from access_api.use_cases import auth as auth_cases
+from access_api.use_cases import invitations as invitation_cases
+from access_api.use_cases.invitations import Acceptance, Outcome, Preview, Wanted
 
 router = api_router(prefix="/v1/tenants", tags=["invitations"], responses=SCOPED_PROBLEMS)
 public_router = api_router(prefix="/v1/invitations", tags=["invitations"])
 
 ReadInvitations = Annotated[access.Scope, requires(Permission.INVITATIONS_READ)]
 WriteInvitations = Annotated[access.Scope, requires(Permission.INVITATIONS_WRITE)]
-
-INVITATION_PREFIX = "inv"
-TOKEN_MAX_LENGTH = 256
-
-
-# --- models -------------------------------------------------------------------------------
 
 
 class OfferIn(Body):
@@ -91,6 +54,18 @@ class OfferIn(Body):
     expires_at: AwareDatetime | None = Field(
         default=None, description="The granted access ends then (future only); null: lasting"
     )
+
+    @staticmethod
+    def wanted(items: list[OfferIn]) -> list[Wanted]:
+        return [
+            Wanted(
+                tenant_id=item.tenant_id,
+                roles=tuple(item.roles),
+                include_descendants=item.include_descendants,
+                expires_at=item.expires_at,
+            )
+            for item in items
+        ]
 
 
 class InviteRequest(Body):
@@ -136,11 +111,10 @@ class InvitationOut(BaseModel):
 
     @classmethod
     def of(cls, invitation: Invitation, now: datetime) -> InvitationOut:
+        copied = {name: getattr(invitation, name) for name in _COPIED}
         return cls(
-            id=invitation.id,
-            email=invitation.email,
+            **copied,
             status=invitation.status_at(now),
-            tenant_id=invitation.tenant_id,
             authorizations=[
                 OfferOut(
                     tenant_id=offer.tenant_id,
@@ -150,17 +124,10 @@ class InvitationOut(BaseModel):
                 )
                 for offer in invitation.offers
             ],
-            invited_by=invitation.invited_by,
-            expires_in_days=invitation.expires_in_days,
-            expires_at=invitation.expires_at,
-            created_at=invitation.created_at,
-            updated_at=invitation.updated_at,
-            sent_count=invitation.sent_count,
-            last_sent_at=invitation.last_sent_at,
-            accepted_at=invitation.accepted_at,
-            accepted_user_id=invitation.accepted_user_id,
-            revoked_at=invitation.revoked_at,
         )
+
+
+_COPIED = [name for name in InvitationOut.model_fields if name not in {"status", "authorizations"}]
 
 
 class InviteOutcome(BaseModel):
@@ -176,9 +143,26 @@ class InviteOutcome(BaseModel):
 class InviteResult(BaseModel):
     items: list[InviteOutcome]
 
+    @classmethod
+    def of(cls, outcomes: list[Outcome], now: datetime) -> InviteResult:
+        return cls(
+            items=[
+                InviteOutcome(email=o.email, outcome="granted", user_id=o.user_id)
+                if o.invitation is None
+                else InviteOutcome(
+                    email=o.email, outcome="invited", invitation=InvitationOut.of(o.invitation, now)
+                )
+                for o in outcomes
+            ]
+        )
+
 
 class InvitationItems(BaseModel):
     items: list[InvitationOut]
+
+    @classmethod
+    def of(cls, found: list[Invitation], now: datetime) -> InvitationItems:
+        return cls(items=[InvitationOut.of(invitation, now) for invitation in found])
 
 
 class PreviewTenant(BaseModel):
@@ -202,116 +186,37 @@ class InvitationPreview(BaseModel):
         "{token, first_name, last_name, password, phone?}"
     )
 
+    @classmethod
+    def of(cls, preview: Preview) -> InvitationPreview:
+        invitation, inviter = preview.invited.invitation, preview.invited.inviter
+        return cls(
+            email=invitation.email,
+            tenant=PreviewTenant(id=invitation.tenant_id, name=preview.invited.tenant_name),
+            invited_by=PreviewInviter(**asdict(inviter)) if inviter else None,
+            expires_at=invitation.expires_at,
+            existing_account=preview.existing_account,
+        )
+
 
 class AcceptRequest(Body):
-    token: str = Field(min_length=1, max_length=TOKEN_MAX_LENGTH)
+    token: str = Field(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)
     otp: str | None = Field(
         default=None,
-        max_length=64,
+        max_length=invitations.OTP_MAX_LENGTH,
         description="For an existing account with two-factor on, when otp_required",
     )
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)
+    last_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
-    phone: str | None = Field(default=None, max_length=40)
+    phone: str | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
+
+    def answer(self) -> Acceptance:
+        return Acceptance(**self.model_dump())
 
 
 InvitationSort = Literal[
     "created_at", "-created_at", "email", "-email", "expires_at", "-expires_at"
 ]  # fmt: skip
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _normalized_emails(emails: list[str]) -> list[str]:
-    problems: list[e.FieldError] = []
-    normalized: list[str] = []
-    for index, email in enumerate(emails):
-        try:
-            normalized.append(validate_email(email, check_deliverability=False).normalized)
-        except EmailNotValidError as error:
-            problems.append(e.FieldError(f"emails.{index}", "invalid_email", str(error)))
-    if problems:
-        raise e.ValidationFailed(problems)
-    return normalized
-
-
-def _offers(items: list[OfferIn], scope: access.Scope) -> list[Offer]:
-    return [
-        Offer(
-            tenant_id=item.tenant_id or scope.tenant.id,
-            roles=frozenset(item.roles),
-            include_descendants=item.include_descendants,
-            expires_at=item.expires_at,
-        )
-        for item in items
-    ]
-
-
-async def _offer_context(
-    scope: access.Scope, offers: list[Offer], tenants: Tenants, grants: Access, now: datetime
-) -> OfferContext:
-    """Where the caller may offer access (at or below the context) and what they hold there."""
-    tenant_ids = {offer.tenant_id for offer in offers}
-    roles = await grants.roles(scope.tenant.root_id)
-    held = await grants.held_on(scope.caller.user_id, tenant_ids)
-    return OfferContext(
-        caller=scope.caller,
-        reachable_tenants=await tenants.at_or_below(scope.tenant.id, tenant_ids),
-        caller_standing={
-            tenant_id: access.standing(held[tenant_id], roles, now, scope.caller.permission_limit)
-            for tenant_id in tenant_ids
-        },
-        roles=roles,
-    )
-
-
-async def _mail_for(
-    invitation: Invitation, token: str, tenant: Tenant, state: AppState, users: Users
-) -> QueuedMail:
-    inviter = await users.get(invitation.invited_by) if invitation.invited_by else None
-    mail = invitation_mail(
-        recipient=invitation.email,
-        tenant_name=tenant.name,
-        inviter_name=f"{inviter.first_name} {inviter.last_name}" if inviter else None,
-        inviter_email=inviter.email if inviter else None,
-        accept_link=accept_invitation_link(state.settings.public_url, token),
-        expires_at=invitation.expires_at,
-    )
-    return state.dispatcher.letters.queued(mail, invitation.updated_at)
-
-
-async def _invited(
-    token: str,
-    request: Request,
-    state: AppState,
-    repo: InvitationRepository,
-    throttling: Throttle,
-    now: datetime,
-) -> tuple[Invited, Invitation]:
-    """The invitation behind a link, if it can still be accepted. Every failure reads the
-    same (invalid_token) and counts against the client's address: links are not guessable,
-    but an address trying many is refused for a while."""
-    address = (throttle.TOKEN_ADDRESS, client_ip(request) or "unknown")
-    await throttling.check(address)
-    invited = await repo.by_digest(state.keyring.digest(token))
-    try:
-        if invited is None:
-            raise e.InvalidToken()
-        return invited, invitations.ensure_acceptable(invited.invitation, now)
-    except e.InvalidToken:
-        throttling.failed(address)
-        raise
-
-
-async def _found(
-    repo: InvitationRepository, scope: access.Scope, invitation_id: UUID, *, lock: bool = False
-) -> Invitation:
-    found = await repo.made_in(scope.tenant.id, [invitation_id], for_update=lock)
-    if invitation_id not in found:
-        raise e.NotFound(f"no invitation {invitation_id} here")
-    return found[invitation_id]
 
 
 # --- tenant-scoped routes -----------------------------------------------------------------
@@ -320,27 +225,29 @@ async def _found(
 @router.get("/{tenant_id}/invitations", summary="List the invitations made in this account")
 async def list_invitations(
     scope: ReadInvitations,
-    repo: Invitations,
+    work: Work,
     state: State,
-    now: Now,
     status_: Annotated[InvitationStatus | None, Query(alias="status")] = None,
-    q: Annotated[str | None, Query(max_length=320, description="Part of the email")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=invitations.EMAIL_MAX_LENGTH, description="Part of the email"),
+    ] = None,
     sort: InvitationSort = "-created_at",
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> ListPage[InvitationOut]:
     field, descending = split_sort(sort)
-    page = await repo.list_made_in(
-        scope.tenant.id,
+    page = await invitation_cases.list_made_in(
+        work,
+        scope,
         status=status_,
         q=q,
-        now=now,
         sort=field,
         descending=descending,
         after=state.cursors.decode(cursor, sort),
         limit=limit,
     )
-    return page_of(page, lambda invitation: InvitationOut.of(invitation, now), state.cursors, sort)
+    return page_of(page, lambda i: InvitationOut.of(i, work.now), state.cursors, sort)
 
 
 @router.post(
@@ -351,104 +258,18 @@ async def list_invitations(
         e.InvitationExists, e.PrivilegeEscalation, e.CannotChangeOwnAccess, e.BulkRefused
     ),
 )
-async def invite(
-    body: InviteRequest,
-    scope: WriteInvitations,
-    locked: Locked,
-    request: Request,
-    state: State,
-    repo: Invitations,
-    outbox: Outbox,
-    tenants: Tenants,
-    grants: Access,
-    users: Users,
-    audit: Audit,
-    now: Now,
-) -> InviteResult:
-    emails = _normalized_emails(body.emails)
-    offers = _offers(body.authorizations, scope)
-    invitations.check_emails(emails)
-    invitations.check_offer_shape(offers)
-    scope = await locked(scope, Permission.INVITATIONS_WRITE)
-    root_id = scope.tenant.root_id
-    context = await _offer_context(scope, offers, tenants, grants, now)
-    accounts = await repo.user_ids_by_email(emails)
-    members = await grants.members_among(root_id, accounts.values())
-    member_ids = {key: user_id for key, user_id in accounts.items() if user_id in members}
-    plan = invitations.plan_invitations(
-        emails,
-        offers,
-        context,
-        InviteFacts(
-            members=member_ids,
-            current=await grants.grants(
-                (user_id, offer.tenant_id) for user_id in member_ids.values() for offer in offers
-            ),
-            open_invitations=await repo.open_for(scope.tenant.id, emails),
-        ),
-        now,
+async def invite(body: InviteRequest, scope: WriteInvitations, work: Work) -> InviteResult:
+    outcomes = await invitation_cases.invite(
+        work, scope, body.emails, OfferIn.wanted(body.authorizations), body.expires_in_days
     )
-    await repo.close_expired([invitation.id for invitation in plan.expire], now)
-    made: list[tuple[Invitation, str]] = []
-    mails: list[QueuedMail] = []
-    for email in plan.invite:
-        invitation = invitations.new_invitation(
-            id=new_id(),
-            root_id=root_id,
-            tenant_id=scope.tenant.id,
-            email=email,
-            invited_by=scope.caller.user_id,
-            offers=offers,
-            expires_in_days=body.expires_in_days,
-            now=now,
-        )
-        token = new_token(INVITATION_PREFIX)
-        made.append((invitation, state.keyring.digest(token)))
-        mails.append(await _mail_for(invitation, token, scope.tenant, state, users))
-    await repo.insert(made, context.roles)
-    await outbox.add(mails)
-    await grants.apply(plan.grant_changes, root_id=root_id, roles_by_key=context.roles, now=now)
-    for invitation, _ in made:
-        await audit.record(
-            scope.caller.actor,
-            "invitation.created",
-            tenant=scope.tenant,
-            target_type="invitation",
-            target_id=invitation.id,
-            changes=invitations.created_changes(invitation),
-        )
-    for change in plan.grant_changes:
-        await audit.record(
-            scope.caller.actor,
-            "authorization.granted",
-            tenant=scope.tenant,
-            target_type="user",
-            target_id=change.user_id,
-            changes=access.grant_changes(change),
-        )
-    if mails:
-        after_commit(request, state.dispatcher.wake)
-    by_email = {invitation.email: invitation for invitation, _ in made}
-    granted = dict(plan.granted)
-    return InviteResult(
-        items=[
-            InviteOutcome(email=email, outcome="granted", user_id=granted[email])
-            if email in granted
-            else InviteOutcome(
-                email=email,
-                outcome="invited",
-                invitation=InvitationOut.of(by_email[email], now),
-            )
-            for email in emails
-        ]
-    )
+    return InviteResult.of(outcomes, work.now)
 
 
 @router.get("/{tenant_id}/invitations/{invitation_id}", summary="Get an invitation")
 async def get_invitation(
-    invitation_id: UUID, scope: ReadInvitations, repo: Invitations, response: Response, now: Now
+    invitation_id: UUID, scope: ReadInvitations, work: Work, response: Response
 ) -> InvitationOut:
-    out = InvitationOut.of(await _found(repo, scope, invitation_id), now)
+    out = InvitationOut.of(await invitation_cases.get(work, scope, invitation_id), work.now)
     with_etag(response, out)
     return out
 
@@ -466,28 +287,17 @@ async def edit_invitation(
     scope: WriteInvitations,
     request: Request,
     response: Response,
-    repo: Invitations,
-    tenants: Tenants,
-    grants: Access,
-    audit: Audit,
-    now: Now,
+    work: Work,
 ) -> InvitationOut:
-    current = await _found(repo, scope, invitation_id, lock=True)
-    check_if_match(request, InvitationOut.of(current, now))
-    offers = _offers(body.authorizations, scope)
-    context = await _offer_context(scope, offers, tenants, grants, now)
-    updated, changes = invitations.edit(current, offers, context, now, email=body.email)
-    if changes:
-        await repo.replace_offers(updated, context.roles)
-        await audit.record(
-            scope.caller.actor,
-            "invitation.updated",
-            tenant=scope.tenant,
-            target_type="invitation",
-            target_id=updated.id,
-            changes=changes,
-        )
-    out = InvitationOut.of(updated, now)
+    updated = await invitation_cases.edit(
+        work,
+        scope,
+        invitation_id,
+        OfferIn.wanted(body.authorizations),
+        email=body.email,
+        expect=lambda current: check_if_match(request, InvitationOut.of(current, work.now)),
+    )
+    out = InvitationOut.of(updated, work.now)
     with_etag(response, out)
     return out
 
@@ -497,49 +307,8 @@ async def edit_invitation(
     summary="Resend invitations: a new link each (the old one dies) and a new expiry",
     responses=problem_responses(e.InvitationNotPending, e.InvitationExists, e.BulkRefused),
 )
-async def resend_invitations(
-    body: IdList,
-    scope: WriteInvitations,
-    request: Request,
-    state: State,
-    repo: Invitations,
-    outbox: Outbox,
-    tenants: Tenants,
-    users: Users,
-    audit: Audit,
-    now: Now,
-) -> InvitationItems:
-    # The tree lock orders a revival against a new invitation for the same email.
-    await tenants.lock_tree(scope.tenant.root_id)
-    found = await repo.made_in(scope.tenant.id, body.ids, for_update=True)
-    pending = await repo.open_for(scope.tenant.id, [i.email for i in found.values()])
-    resent = invitations.plan_resend(
-        body.ids, found, {key: other.id for key, other in pending.items()}, now
-    )
-    mails: list[QueuedMail] = []
-    for invitation in resent:
-        token = new_token(INVITATION_PREFIX)
-        await repo.resend(invitation, state.keyring.digest(token))
-        mails.append(await _mail_for(invitation, token, scope.tenant, state, users))
-        before = found[invitation.id]
-        await audit.record(
-            scope.caller.actor,
-            "invitation.resent",
-            tenant=scope.tenant,
-            target_type="invitation",
-            target_id=invitation.id,
-            changes={
-                "status": {"before": before.status_at(now).value, "after": "pending"},
-                "expires_at": {
-                    "before": before.expires_at.isoformat(),
-                    "after": invitation.expires_at.isoformat(),
-                },
-                "sent_count": {"before": before.sent_count, "after": invitation.sent_count},
-            },
-        )
-    await outbox.add(mails)
-    after_commit(request, state.dispatcher.wake)
-    return InvitationItems(items=[InvitationOut.of(invitation, now) for invitation in resent])
+async def resend_invitations(body: IdList, scope: WriteInvitations, work: Work) -> InvitationItems:
+    return InvitationItems.of(await invitation_cases.resend(work, scope, body.ids), work.now)
 
 
 @router.post(
@@ -547,25 +316,8 @@ async def resend_invitations(
     summary="Delete (revoke) invitations: their links stop working at once",
     responses=problem_responses(e.InvitationNotPending, e.BulkRefused),
 )
-async def delete_invitations(
-    body: IdList, scope: WriteInvitations, repo: Invitations, audit: Audit, now: Now
-) -> InvitationItems:
-    found = await repo.made_in(scope.tenant.id, body.ids, for_update=True)
-    changes = invitations.plan_revoke(body.ids, found, now)
-    for before, after in changes:
-        await repo.revoke(after)
-        await audit.record(
-            scope.caller.actor,
-            "invitation.revoked",
-            tenant=scope.tenant,
-            target_type="invitation",
-            target_id=after.id,
-            changes={"status": {"before": before.status_at(now).value, "after": "revoked"}},
-        )
-    current = found | {after.id: after for _, after in changes}
-    return InvitationItems(
-        items=[InvitationOut.of(current[i], now) for i in invitations.unique(body.ids)]
-    )
+async def delete_invitations(body: IdList, scope: WriteInvitations, work: Work) -> InvitationItems:
+    return InvitationItems.of(await invitation_cases.revoke(work, scope, body.ids), work.now)
 
 
 # --- the invitee's side (public: the token is the credential) -----------------------------
@@ -577,27 +329,10 @@ async def delete_invitations(
     responses=problem_responses(e.InvalidToken, e.ValidationFailed),
 )
 async def preview_invitation(
-    token: Annotated[str, Query(min_length=1, max_length=TOKEN_MAX_LENGTH)],
-    request: Request,
-    state: State,
-    repo: Invitations,
-    throttling: Throttling,
-    now: Now,
+    token: Annotated[str, Query(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)],
+    work: Work,
 ) -> InvitationPreview:
-    invited, invitation = await _invited(token, request, state, repo, throttling, now)
-    accounts = await repo.user_ids_by_email([invitation.email])
-    inviter = invited.inviter
-    return InvitationPreview(
-        email=invitation.email,
-        tenant=PreviewTenant(id=invitation.tenant_id, name=invited.tenant_name),
-        invited_by=PreviewInviter(
-            first_name=inviter.first_name, last_name=inviter.last_name, email=inviter.email
-        )
-        if inviter
-        else None,
-        expires_at=invitation.expires_at,
-        existing_account=email_key(invitation.email) in accounts,
-    )
+    return InvitationPreview.of(await invitation_cases.preview(work, token))
 
 
 @public_router.post(
@@ -617,92 +352,5 @@ async def preview_invitation(
         e.Conflict,
     ),
 )
-async def accept_invitation(
-    body: AcceptRequest,
-    request: Request,
-    state: State,
-    throttling: Throttling,
-    second_factor: SecondFactors,
-    repo: Invitations,
-    tenants: Tenants,
-    grants: Access,
-    users: Users,
-    sessions: Sessions,
-    audit: Audit,
-    work: Work,
-    now: Now,
-) -> Token:
-    digest = state.keyring.digest(body.token)
-    _, invitation = await _invited(body.token, request, state, repo, throttling, now)
-    found = await users.by_email(invitation.email)
-    password_hash: str | None = None
-    if found is not None:
-        invitations.check_existing_account_answer(body.model_dump(exclude={"otp"}))
-        user, stored = found
-        account = (throttle.LOGIN_ACCOUNT, email_key(user.email))
-        await throttling.check(account)
-        if not await state.passwords.verify(body.password, stored):
-            throttling.failed(account)
-            raise e.InvalidCredentials("the password does not match the account of this email")
-        # Accepting logs the account in: it asks for the same second factor login does.
-        await second_factor.check(user, body.otp, account)
-    else:
-        user = invitations.new_invitee(
-            invitation,
-            id=new_id(),
-            first_name=body.first_name,
-            last_name=body.last_name,
-            phone=body.phone,
-            password=body.password,
-            now=now,
-        )
-        password_hash = await state.passwords.hash(body.password)
-    root_id = invitation.root_id
-    # Hashing is done: only now take the locks, tree first (as every access change does).
-    await tenants.lock_tree(root_id)
-    if not await repo.claim(invitation.id, digest, now):
-        raise e.InvalidToken()
-    if password_hash is not None and not await repo.insert_user_once(user, password_hash):
-        raise e.Conflict(
-            "an account for this email was created a moment ago; accept again with its password"
-        )
-    await repo.set_accepted_user(invitation.id, user.id)
-    # Read the offers after the claim: an edit committed just before it is what was accepted.
-    offers = (await repo.made_in(invitation.tenant_id, [invitation.id]))[invitation.id].offers
-    await grants.add_member(root_id, user.id, now)
-    changes = invitations.union_changes(
-        user.id, offers, await grants.grants((user.id, o.tenant_id) for o in offers), now
-    )
-    await grants.apply(changes, root_id=root_id, roles_by_key=await grants.roles(root_id), now=now)
-    tenant = await tenants.get(invitation.tenant_id)
-    actor = Actor(user_id=user.id, kind=ActorKind.SESSION)
-    if password_hash is not None:
-        await audit.record(
-            actor,
-            "user.created",
-            tenant=tenant,
-            target_type="user",
-            target_id=user.id,
-            changes=created(user, ("email", "first_name", "last_name", "phone")),
-        )
-    await audit.record(
-        actor,
-        "invitation.accepted",
-        tenant=tenant,
-        target_type="invitation",
-        target_id=invitation.id,
-        changes={
-            "status": {"before": "pending", "after": "accepted"},
-            "accepted_user_id": {"before": None, "after": str(user.id)},
-        },
-    )
-    for change in changes:
-        await audit.record(
-            actor,
-            "authorization.granted",
-            tenant=tenant,
-            target_type="user",
-            target_id=user.id,
-            changes=access.grant_changes(change),
-        )
-    return Token.of(await auth_cases.start_session(work, user))
+async def accept_invitation(body: AcceptRequest, work: Work) -> Token:
+    return Token.of(await invitation_cases.accept(work, body.answer()))

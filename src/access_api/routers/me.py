@@ -15,8 +15,7 @@ from access_api.domain import users
 from access_api.domain.audit import ActorKind
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
-from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, api_router
-from access_api.routers.users import UserOut
+from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, UserOut, api_router
 from access_api.use_cases import me
 from access_api.use_cases.me import Profile, Reachable
 

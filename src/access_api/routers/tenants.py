@@ -9,25 +9,15 @@ from uuid import UUID
 from fastapi import Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    Agents,
-    Audit,
-    Locked,
-    Now,
-    State,
-    Tenants,
-    requires,
-)
+from access_api.dependencies import State, Work, requires
 from access_api.domain import access, tenants
 from access_api.domain import errors as e
-from access_api.domain.access import GrantContext, GrantRequest, Scope
-from access_api.domain.audit import created
+from access_api.domain.access import Scope
 from access_api.domain.permissions import Permission
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
-from access_api.ids import new_id
 from access_api.routers.common import (
+    MAX_BULK_ITEMS,
     SCOPED_PROBLEMS,
     Body,
     Cursor,
@@ -40,6 +30,7 @@ from access_api.routers.common import (
     split_sort,
     with_etag,
 )
+from access_api.use_cases import tenants as tenant_cases
 
 router = api_router(prefix="/v1/tenants", tags=["tenants"], responses=SCOPED_PROBLEMS)
 
@@ -47,8 +38,6 @@ ReadTenant = Annotated[Scope, requires(Permission.TENANTS_READ)]
 WriteClients = Annotated[Scope, requires(Permission.CLIENTS_WRITE)]
 ClientStatus = Annotated[Scope, requires(Permission.CLIENTS_STATUS)]
 DeleteClients = Annotated[Scope, requires(Permission.CLIENTS_DELETE)]
-
-TENANT_FIELDS = ("kind", "parent_id", "name", "domain_prefix", "street_address", "status")
 
 
 class TenantOut(BaseModel):
@@ -97,9 +86,29 @@ class InitialGrant(Body):
 class ClientCreate(Body):
     kind: Literal["client", "multi_client"]
     name: str = Field(min_length=1, max_length=tenants.NAME_MAX_LENGTH)
-    domain_prefix: str = Field(min_length=3, max_length=63, pattern=tenants.DOMAIN_PREFIX_PATTERN)
+    domain_prefix: str = Field(
+        min_length=tenants.DOMAIN_PREFIX_MIN_LENGTH,
+        max_length=tenants.DOMAIN_PREFIX_MAX_LENGTH,
+        pattern=tenants.DOMAIN_PREFIX_PATTERN,
+    )
     street_address: str | None = Field(default=None, max_length=tenants.ADDRESS_MAX_LENGTH)
-    authorizations: list[InitialGrant] = Field(default_factory=list, max_length=1000)
+    authorizations: list[InitialGrant] = Field(default_factory=list, max_length=MAX_BULK_ITEMS)
+
+    def command(self) -> tenant_cases.NewClient:
+        return tenant_cases.NewClient(
+            kind=TenantKind(self.kind),
+            name=self.name,
+            domain_prefix=self.domain_prefix,
+            street_address=self.street_address,
+            authorizations=[
+                tenant_cases.InitialGrant(
+                    user_id=item.user_id,
+                    roles=tuple(item.roles),
+                    include_descendants=item.include_descendants,
+                )
+                for item in self.authorizations
+            ],
+        )
 
 
 class ClientDelete(IdList):
@@ -111,6 +120,10 @@ class ClientDelete(IdList):
 
 class TenantItems(BaseModel):
     items: list[TenantOut]
+
+    @classmethod
+    def of(cls, found: list[tenants.Tenant]) -> TenantItems:
+        return cls(items=[TenantOut.of(tenant) for tenant in found])
 
 
 class Deleted(BaseModel):
@@ -137,30 +150,14 @@ async def get_tenant(scope: ReadTenant, response: Response) -> TenantOut:
     responses=problem_responses(e.TenantImmutableField, e.PreconditionFailed),
 )
 async def patch_tenant(
-    body: TenantPatch,
-    scope: WriteClients,
-    request: Request,
-    response: Response,
-    repo: Tenants,
-    audit: Audit,
-    now: Now,
+    body: TenantPatch, scope: WriteClients, request: Request, response: Response, work: Work
 ) -> TenantOut:
-    await repo.lock_tree(scope.tenant.root_id)
-    current = await repo.get(scope.tenant.id)
-    if current is None:
-        raise e.NotFound()
-    check_if_match(request, TenantOut.of(current))
-    updated, changes = tenants.update(current, body.model_dump(exclude_unset=True), now)
-    if changes:
-        await repo.update(updated)
-        await audit.record(
-            scope.caller.actor,
-            "tenant.updated",
-            tenant=updated,
-            target_type="tenant",
-            target_id=updated.id,
-            changes=changes,
-        )
+    updated = await tenant_cases.update(
+        work,
+        scope,
+        body.model_dump(exclude_unset=True),
+        expect=lambda current: check_if_match(request, TenantOut.of(current)),
+    )
     out = TenantOut.of(updated)
     with_etag(response, out)
     return out
@@ -169,10 +166,14 @@ async def patch_tenant(
 @router.get("/{tenant_id}/clients", summary="List the accounts below this one")
 async def list_clients(
     scope: ReadTenant,
-    repo: Tenants,
+    work: Work,
     state: State,
     q: Annotated[
-        str | None, Query(max_length=200, description="Part of the name or domain prefix")
+        str | None,
+        Query(
+            max_length=tenants.SEARCH_MAX_LENGTH,
+            description="Part of the name or domain prefix",
+        ),
     ] = None,
     kind: TenantKind | None = None,
     status_: Annotated[TenantStatus | None, Query(alias="status")] = None,
@@ -184,8 +185,9 @@ async def list_clients(
     cursor: Cursor = None,
 ) -> ListPage[TenantOut]:
     field, descending = split_sort(sort)
-    page = await repo.list_below(
-        scope.tenant.id,
+    page = await tenant_cases.list_below(
+        work,
+        scope,
         descendants=descendants,
         q=q,
         kind=kind,
@@ -207,109 +209,11 @@ async def list_clients(
     ),
 )
 async def create_client(
-    body: ClientCreate,
-    scope: WriteClients,
-    locked: Locked,
-    response: Response,
-    repo: Tenants,
-    grants: Access,
-    audit: Audit,
-    now: Now,
+    body: ClientCreate, scope: WriteClients, response: Response, work: Work
 ) -> TenantOut:
-    scope = await locked(scope, Permission.CLIENTS_WRITE)
-    client = tenants.new_child(
-        scope.tenant,
-        id=new_id(),
-        kind=TenantKind(body.kind),
-        name=body.name,
-        domain_prefix=body.domain_prefix,
-        street_address=body.street_address,
-        now=now,
-    )
-    if body.authorizations:
-        access.require(scope, Permission.AUTHORIZATIONS_WRITE)
-    root_id = scope.tenant.root_id
-    requests = [
-        GrantRequest(
-            user_id=item.user_id,
-            tenant_id=client.id,
-            roles=tuple(item.roles),
-            include_descendants=item.include_descendants,
-        )
-        for item in body.authorizations
-    ]
-    changes: list[access.GrantChange] = []
-    roles: dict[str, access.Role] = {}
-    if requests:
-        roles = await grants.roles(root_id)
-        changes = access.plan_grants(
-            requests,
-            GrantContext(
-                caller=scope.caller,
-                reachable_tenants=frozenset({client.id}),
-                visible_users=await grants.grantable_users(
-                    scope.caller.user_id,
-                    scope.tenant.id,
-                    root_id,
-                    (r.user_id for r in requests),
-                    now,
-                ),
-                caller_standing={client.id: access.standing_below(scope.standing)},
-                current={},
-                roles=roles,
-                root_id=root_id,
-                root_admins=frozenset(),
-                now=now,
-            ),
-        )
-    await repo.insert(client)
-    await grants.apply(changes, root_id=root_id, roles_by_key=roles, now=now)
-    await audit.record(
-        scope.caller.actor,
-        "tenant.created",
-        tenant=client,
-        target_type="tenant",
-        target_id=client.id,
-        changes=created(client, TENANT_FIELDS),
-    )
-    for change in changes:
-        await audit.record(
-            scope.caller.actor,
-            "authorization.granted",
-            tenant=client,
-            target_type="user",
-            target_id=change.user_id,
-            changes=access.grant_changes(change),
-        )
+    client = await tenant_cases.create_client(work, scope, body.command())
     response.headers["Location"] = f"/v1/tenants/{client.id}"
     return TenantOut.of(client)
-
-
-async def _set_status(
-    scope: Scope,
-    body: IdList,
-    wanted: TenantStatus,
-    repo: Tenants,
-    audit: Audit,
-    now: datetime,
-) -> TenantItems:
-    reachable = await repo.below(scope.tenant.id, body.ids, for_update=True)
-    changes = tenants.plan_status_change(body.ids, reachable, wanted, now)
-    action = "tenant.disabled" if wanted is TenantStatus.DISABLED else "tenant.enabled"
-    for before, after in changes:
-        await repo.update(after)
-        await audit.record(
-            scope.caller.actor,
-            action,
-            tenant=after,
-            target_type="tenant",
-            target_id=after.id,
-            changes={"status": {"before": before.status.value, "after": after.status.value}},
-        )
-    current = {after.id: after for _, after in changes}
-    return TenantItems(
-        items=[TenantOut.of(current.get(i, reachable[i])) for i in tenants.unique(body.ids)]
-    )
 
 
 @router.post(
@@ -317,10 +221,10 @@ async def _set_status(
     summary="Disable accounts: nobody can act in them or below them until enabled",
     responses=problem_responses(e.BulkRefused),
 )
-async def disable_clients(
-    body: IdList, scope: ClientStatus, repo: Tenants, audit: Audit, now: Now
-) -> TenantItems:
-    return await _set_status(scope, body, TenantStatus.DISABLED, repo, audit, now)
+async def disable_clients(body: IdList, scope: ClientStatus, work: Work) -> TenantItems:
+    return TenantItems.of(
+        await tenant_cases.set_status(work, scope, body.ids, TenantStatus.DISABLED)
+    )
 
 
 @router.post(
@@ -328,10 +232,10 @@ async def disable_clients(
     summary="Enable accounts",
     responses=problem_responses(e.BulkRefused),
 )
-async def enable_clients(
-    body: IdList, scope: ClientStatus, repo: Tenants, audit: Audit, now: Now
-) -> TenantItems:
-    return await _set_status(scope, body, TenantStatus.ENABLED, repo, audit, now)
+async def enable_clients(body: IdList, scope: ClientStatus, work: Work) -> TenantItems:
+    return TenantItems.of(
+        await tenant_cases.set_status(work, scope, body.ids, TenantStatus.ENABLED)
+    )
 
 
 @router.post(
@@ -339,42 +243,8 @@ async def enable_clients(
     summary="Delete accounts; their domain prefixes are free again at once",
     responses=problem_responses(e.ConfirmationRequired, e.HasChildren, e.BulkRefused),
 )
-async def delete_clients(
-    body: ClientDelete,
-    scope: DeleteClients,
-    locked: Locked,
-    repo: Tenants,
-    agents: Agents,
-    audit: Audit,
-    now: Now,
-) -> Deleted:
-    scope = await locked(scope, Permission.CLIENTS_DELETE)
-    reachable = await repo.subtrees(scope.tenant.id, body.ids, for_update=True)
-    targets = tenants.plan_deletion(body.ids, reachable, confirm=body.confirm, cascade=body.cascade)
-    deleted: list[UUID] = []
-    for target in targets:
-        below = sorted(reachable[target.id].descendant_ids)
-        deleted += [target.id, *[i for i in below if i not in deleted]]
-        await audit.record(
-            scope.caller.actor,
-            "tenant.deleted",
-            tenant=target,
-            target_type="tenant",
-            target_id=target.id,
-            changes={
-                "domain_prefix": {"before": target.domain_prefix, "after": None},
-                "cascaded": {"before": None, "after": [str(i) for i in below]},
-            },
-        )
-    deleted = list(dict.fromkeys(deleted))
-    await repo.delete(deleted, now)
-    for agent in await agents.deregister_in(deleted, now):
-        await audit.record(
-            scope.caller.actor,
-            "agent.deregistered",
-            tenant=scope.tenant,
-            target_type="agent",
-            target_id=agent.id,
-            changes={"status": {"before": "registered", "after": "deregistered"}},
-        )
+async def delete_clients(body: ClientDelete, scope: DeleteClients, work: Work) -> Deleted:
+    deleted = await tenant_cases.delete(
+        work, scope, body.ids, confirm=body.confirm, cascade=body.cascade
+    )
     return Deleted(deleted=deleted)

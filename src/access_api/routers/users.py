@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -11,27 +9,14 @@ from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from access_api.dependencies import (
-    Access,
-    Agents,
-    ApiKeys,
-    Audit,
-    Locked,
-    Now,
-    People,
-    State,
-    Users,
-    requires,
-)
-from access_api.domain import access, users
+from access_api.dependencies import State, Work, requires
 from access_api.domain import errors as e
+from access_api.domain import users
 from access_api.domain.access import Scope
 from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.permissions import Permission
-from access_api.domain.users import TwoFactor, User
+from access_api.domain.users import TwoFactor
 from access_api.errors import problem_responses
-from access_api.repositories.access import AccessRepository
-from access_api.repositories.users import UserRepository
 from access_api.routers.common import (
     SCOPED_PROBLEMS,
     Body,
@@ -39,12 +24,14 @@ from access_api.routers.common import (
     IdList,
     Limit,
     ListPage,
+    UserOut,
     api_router,
     check_if_match,
+    page_of,
     split_sort,
     with_etag,
 )
-from access_api.state import AppState
+from access_api.use_cases import users as user_cases
 
 router = api_router(prefix="/v1/tenants", tags=["users"], responses=SCOPED_PROBLEMS)
 
@@ -61,32 +48,6 @@ UserSort = Literal[
 ]  # fmt: skip
 
 
-class UserOut(BaseModel):
-    id: UUID
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    session_timeout_minutes: int
-    two_factor: TwoFactor
-    created_at: datetime
-    last_login_at: datetime | None
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            phone=user.phone,
-            session_timeout_minutes=user.session_timeout_minutes,
-            two_factor=user.two_factor,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
-        )
-
-
 class UserItem(UserOut):
     roles: list[str] = Field(
         description="Roles that apply on this account, granted here or inherited from above"
@@ -94,6 +55,14 @@ class UserItem(UserOut):
     status: UserStatus = Field(
         description="no_access: a member of the organization with no role left (seed 003)"
     )
+
+    @classmethod
+    def seen(cls, seen: user_cases.Seen) -> UserItem:
+        return cls(
+            **UserOut.of(seen.user).model_dump(),
+            roles=seen.roles,
+            status="active" if seen.active else "no_access",
+        )
 
 
 class UserPatch(Body):
@@ -112,36 +81,19 @@ class Removed(BaseModel):
     deleted: list[UUID]
     grants_removed: int
 
-
-async def describe(
-    scope: Scope, found: Sequence[User], repo: AccessRepository, now: datetime
-) -> list[UserItem]:
-    """Users as seen from the context: their roles there, and whether they have any access."""
-    tenant = scope.tenant
-    held = await repo.held_by(tenant.id, (u.id for u in found))
-    if tenant.parent_id is None:
-        active = await repo.with_live_grants(tenant.id, (u.id for u in found), now)
-    else:
-        active = frozenset(u.id for u in found)  # visible below the root means reaching it
-    return [
-        UserItem(
-            **UserOut.of(user).model_dump(),
-            roles=sorted(access.roles_applying(held.get(user.id, []), now)),
-            status="active" if user.id in active else "no_access",
-        )
-        for user in found
-    ]
+    @classmethod
+    def of(cls, removal: user_cases.Removal) -> Removed:
+        return cls(deleted=removal.deleted, grants_removed=len(removal.grants_removed))
 
 
 @router.get("/{tenant_id}/users", summary="Users with access to this account or below it")
 async def list_users(
     scope: ReadUsers,
-    repo: Users,
-    grants: Access,
+    work: Work,
     state: State,
-    now: Now,
     q: Annotated[
-        str | None, Query(max_length=200, description="Part of the email or a name")
+        str | None,
+        Query(max_length=users.SEARCH_MAX_LENGTH, description="Part of the email or a name"),
     ] = None,
     role: Annotated[
         str | None, Query(max_length=64, description="Holding this role here or below")
@@ -152,22 +104,18 @@ async def list_users(
     cursor: Cursor = None,
 ) -> ListPage[UserItem]:
     field, descending = split_sort(sort)
-    page = await repo.list_visible(
-        scope.tenant,
+    page = await user_cases.list_visible(
+        work,
+        scope,
         q=q,
         role=role,
         two_factor=two_factor,
-        ids=None,
         sort=field,
         descending=descending,
         after=state.cursors.decode(cursor, sort),
         limit=limit,
-        now=now,
     )
-    return ListPage(
-        items=await describe(scope, page.items, grants, now),
-        next_cursor=state.cursors.encode(sort, page.next_after),
-    )
+    return page_of(page, UserItem.seen, state.cursors, sort)
 
 
 def _parse_ids(ids: list[str] | None) -> list[UUID] | None:
@@ -186,20 +134,6 @@ def _parse_ids(ids: list[str] | None) -> list[UUID] | None:
     return parsed
 
 
-async def _export(
-    state: AppState, scope: Scope, columns: list[str], ids: list[UUID] | None, now: datetime
-) -> AsyncIterator[bytes]:
-    async with state.database.snapshot() as session:
-        async for chunk in UserRepository(session).export_csv(
-            scope.tenant,
-            columns=columns,
-            ids=ids,
-            now=now,
-            statement_seconds=state.settings.export_timeout_seconds,
-        ):
-            yield chunk
-
-
 @router.get(
     "/{tenant_id}/users/export",
     summary="Export users as CSV (streamed)",
@@ -213,9 +147,7 @@ async def _export(
 )
 async def export_users(
     scope: ExportUsers,
-    state: State,
-    audit: Audit,
-    now: Now,
+    work: Work,
     columns: Annotated[
         str | None,
         Query(description=f"Comma-separated, from: {', '.join(users.EXPORT_COLUMNS)}; default all"),
@@ -224,30 +156,18 @@ async def export_users(
         list[str] | None, Query(description="Only these users (repeat, or comma-separate)")
     ] = None,
 ) -> StreamingResponse:
-    chosen = users.export_columns(columns)
-    selected = _parse_ids(ids)
-    await audit.record(
-        scope.caller.actor,
-        "users.exported",
-        tenant=scope.tenant,
-        target_type="tenant",
-        target_id=scope.tenant.id,
-        changes={"columns": {"before": None, "after": chosen}},
-    )
-    filename = f"users-{scope.tenant.domain_prefix}-{now:%Y%m%d}.csv"
+    export = await user_cases.export(work, scope, columns, _parse_ids(ids))
+    filename = f"users-{scope.tenant.domain_prefix}-{work.now:%Y%m%d}.csv"
     return StreamingResponse(
-        _export(state, scope, chosen, selected, now),
+        export.chunks,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 @router.get("/{tenant_id}/users/{user_id}", summary="One user, as seen from this account")
-async def get_user(
-    user_id: UUID, scope: ReadUsers, people: People, grants: Access, response: Response, now: Now
-) -> UserItem:
-    user = await people.visible(scope, user_id)
-    (item,) = await describe(scope, [user], grants, now)
+async def get_user(user_id: UUID, scope: ReadUsers, work: Work, response: Response) -> UserItem:
+    item = UserItem.seen(await user_cases.get(work, scope, user_id))
     with_etag(response, item)
     return item
 
@@ -263,30 +183,16 @@ async def patch_user(
     scope: WriteUsers,
     request: Request,
     response: Response,
-    people: People,
-    repo: Users,
-    grants: Access,
-    audit: Audit,
-    now: Now,
+    work: Work,
 ) -> UserItem:
-    await people.manageable(scope, user_id)
-    current = await repo.lock(user_id)
-    if current is None:
-        raise e.NotFound()
-    (before,) = await describe(scope, [current], grants, now)
-    check_if_match(request, before)
-    updated, changes = users.update_profile(current, body.model_dump(exclude_unset=True), now)
-    if changes:
-        await repo.update_profile(updated)
-        await audit.record(
-            scope.caller.actor,
-            "user.updated",
-            tenant=scope.tenant,
-            target_type="user",
-            target_id=user_id,
-            changes=changes,
-        )
-    (item,) = await describe(scope, [updated], grants, now)
+    updated = await user_cases.update_profile(
+        work,
+        scope,
+        user_id,
+        body.model_dump(exclude_unset=True),
+        expect=lambda current: check_if_match(request, UserItem.seen(current)),
+    )
+    item = UserItem.seen(updated)
     with_etag(response, item)
     return item
 
@@ -296,69 +202,5 @@ async def patch_user(
     summary="Delete users from this account and everything below it",
     responses=problem_responses(e.CannotDeleteSelf, e.LastAdmin, e.UserOutsideScope, e.BulkRefused),
 )
-async def delete_users(
-    body: IdList,
-    scope: DeleteUsers,
-    locked: Locked,
-    grants: Access,
-    keys: ApiKeys,
-    agents: Agents,
-    audit: Audit,
-    now: Now,
-) -> Removed:
-    scope = await locked(scope, Permission.USERS_DELETE)
-    tenant = scope.tenant
-    ids = list(dict.fromkeys(body.ids))
-    changes = access.plan_removal(
-        scope.caller,
-        ids,
-        context_id=tenant.id,
-        root_id=tenant.root_id,
-        visible=await grants.visible_from(tenant.id, tenant.root_id, ids, now),
-        grants_here=await grants.grants_at_or_below(tenant.id, ids),
-        root_admins=await grants.root_admins(tenant.root_id, now),
-    )
-    await grants.apply(changes, root_id=tenant.root_id, roles_by_key={}, now=now)
-    at_root = tenant.parent_id is None
-    # Their credentials stop at once: agents at or below the tenant; at the root, where they
-    # leave the organization, their API keys for it too.
-    ended = await agents.deregister_for(ids, tenant.id, now)
-    revoked = await keys.revoke_for_users(ids, tenant.root_id, now) if at_root else []
-    if at_root:
-        await grants.remove_members(tenant.root_id, ids)
-    for key in revoked:
-        await audit.record(
-            scope.caller.actor,
-            "api_key.revoked",
-            tenant=tenant,
-            target_type="api_key",
-            target_id=key.id,
-            changes={"revoked_at": {"before": None, "after": now.isoformat()}},
-        )
-    for agent in ended:
-        await audit.record(
-            scope.caller.actor,
-            "agent.deregistered",
-            tenant=tenant,
-            target_type="agent",
-            target_id=agent.id,
-            changes={"status": {"before": "registered", "after": "deregistered"}},
-        )
-    for user_id in ids:
-        removed = [c for c in changes if c.user_id == user_id]
-        await audit.record(
-            scope.caller.actor,
-            "user.deleted",
-            tenant=tenant,
-            target_type="user",
-            target_id=user_id,
-            changes={
-                "grants": {
-                    "before": [access.grant_changes(c)["roles"]["before"] for c in removed],
-                    "after": [],
-                },
-                "tenants": {"before": [str(c.tenant_id) for c in removed], "after": []},
-                "member": {"before": True, "after": not at_root},
-            },
-        )
-    return Removed(deleted=ids, grants_removed=len(changes))
+async def delete_users(body: IdList, scope: DeleteUsers, work: Work) -> Removed:
+    return Removed.of(await user_cases.delete(work, scope, body.ids))

@@ -25,8 +25,8 @@ from access_api.domain.audit import SYSTEM, Action, AuditEvent
 from access_api.domain.errors import ValidationFailed
 from access_api.domain.webhooks import Attempt, Endpoint
 from access_api.ids import new_id
-from access_api.repositories.access import AccessRepository
 from access_api.repositories.audit import AuditRepository
+from access_api.repositories.grants import GrantRepository
 from access_api.repositories.outbox import WEBHOOK, ClaimedMessage, OutboxRepository, QueuedMessage
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.users import UserRepository
@@ -265,7 +265,7 @@ class WebhookDispatcher(OutboxDispatcher):
                 )
             ]
         )
-        admins = await AccessRepository(session).root_admins(endpoint.root_id, now)
+        admins = await GrantRepository(session).root_admins(endpoint.root_id, now)
         users = UserRepository(session)
         mails = []
         for user_id in sorted(admins):

@@ -75,7 +75,7 @@ async def request(work: Work, scope: Scope, user_ids: list[UUID]) -> list[ResetO
     tenant = scope.tenant
     ids = list(dict.fromkeys(user_ids))
     visible = await work.users.get_many(
-        await work.grants.visible_from(tenant.id, tenant.root_id, ids, work.now)
+        await work.members.visible_from(tenant.id, tenant.root_id, ids, work.now)
     )
     targets = two_factor.plan_resets(
         scope.caller,

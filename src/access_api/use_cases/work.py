@@ -21,12 +21,13 @@ from access_api.domain.errors import NotFound
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
-from access_api.repositories.access import AccessRepository
 from access_api.repositories.agents import AgentRepository
 from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
+from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
+from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.tenants import TenantRepository
@@ -102,8 +103,8 @@ class Work:
         return UserRepository(self.session)
 
     @cached_property
-    def grants(self) -> AccessRepository:
-        return AccessRepository(self.session)
+    def grants(self) -> GrantRepository:
+        return GrantRepository(self.session)
 
     @cached_property
     def roles(self) -> RoleRepository:
@@ -136,6 +137,10 @@ class Work:
     @cached_property
     def outbox(self) -> OutboxRepository:
         return OutboxRepository(self.session)
+
+    @cached_property
+    def members(self) -> MemberRepository:
+        return MemberRepository(self.session)
 
     @cached_property
     def webhooks(self) -> WebhookRepository:
@@ -196,7 +201,7 @@ class Work:
     async def visible_user(self, scope: Scope, user_id: UUID) -> User:
         """A user as seen from the context: absent (404) when the context cannot see them."""
         tenant = scope.tenant
-        visible = await self.grants.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
+        visible = await self.members.visible_from(tenant.id, tenant.root_id, [user_id], self.now)
         user = await self.users.get(user_id) if user_id in visible else None
         if user is None:
             raise NotFound(f"no user {user_id} here")

@@ -19,7 +19,7 @@ from access_api.domain.access import (
     ScopeFacts,
     Standing,
 )
-from access_api.domain.audit import ActorKind
+from access_api.domain.audit import Action, ActorKind
 from access_api.domain.errors import (
     BulkRefused,
     Forbidden,
@@ -372,3 +372,29 @@ class TestDownwardOnly:
         access.ensure_within(msp, [[client, msp], [msp]])
         with pytest.raises(UserOutsideScope):
             access.ensure_within(client, [[client, msp], [msp]])
+
+
+class TestGrantChangeEvents:
+    def test_a_change_names_its_audit_action(self) -> None:
+        user, tenant = uuid4(), uuid4()
+        grant = Grant(user_id=user, tenant_id=tenant, roles=frozenset({"admin"}),
+                      include_descendants=False)  # fmt: skip
+        narrower = Grant(user_id=user, tenant_id=tenant, roles=frozenset({"read_only"}),
+                         include_descendants=False)  # fmt: skip
+        assert GrantChange(before=None, after=grant).action is Action.AUTHORIZATION_GRANTED
+        assert GrantChange(before=grant, after=None).action is Action.AUTHORIZATION_REMOVED
+        assert GrantChange(before=grant, after=narrower).action is Action.AUTHORIZATION_CHANGED
+
+    def test_a_removal_records_the_grants_that_went_and_membership(self) -> None:
+        user, tenant = uuid4(), uuid4()
+        grant = Grant(user_id=user, tenant_id=tenant, roles=frozenset({"b", "a"}),
+                      include_descendants=True)  # fmt: skip
+        removed = [GrantChange(before=grant, after=None)]
+        assert access.removal_changes(removed, left_organization=True) == {
+            "grants": {"before": [["a", "b"]], "after": []},
+            "tenants": {"before": [str(tenant)], "after": []},
+            "member": {"before": True, "after": False},
+        }
+        assert access.removal_changes([], left_organization=False)["member"] == {
+            "before": True, "after": True,
+        }  # fmt: skip

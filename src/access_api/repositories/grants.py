@@ -1,4 +1,5 @@
-"""Roles, memberships and grants: the facts every permission decision is made from."""
+"""Grants: who holds which roles on which tenant, and the facts every permission decision
+is made from."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Caller, Grant, GrantChange, Held, Role, ScopeFacts
-from access_api.domain.permissions import ADMIN_ROLE, BUILTIN_ROLES, builtin_permissions
+from access_api.domain.permissions import ADMIN_ROLE
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
-from access_api.repositories.dialect import insert
+from access_api.repositories.members import live
 from access_api.repositories.orm import (
     authorization_roles,
     authorizations,
@@ -28,44 +29,9 @@ from access_api.repositories.orm import (
     users,
 )
 from access_api.repositories.pagination import Page, SortKey, fetch_page
+from access_api.repositories.roles import ROLE_COLUMNS, roles_of_rows
 from access_api.repositories.tenants import to_tenant
 from access_api.repositories.users import to_user
-
-
-def to_role(row: Row[Any] | Any) -> Role:
-    return Role(
-        id=row.id,
-        root_id=row.root_id,
-        key=row.key,
-        name=row.name,
-        permissions=_permissions(row.key, row.builtin, row.permissions),
-        builtin=row.builtin,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _permissions(key: str, builtin: bool, stored: Iterable[str]) -> frozenset[str]:
-    """A built-in role's permissions are the code's, whatever a tree stored at creation."""
-    return builtin_permissions(key, frozenset(stored)) if builtin else frozenset(stored)
-
-
-# A role read beside the grants that name it, labelled as _roles() reads them back.
-_ROLE_COLUMNS = (
-    roles.c.id.label("role_id"),
-    roles.c.root_id.label("role_root_id"),
-    roles.c.key.label("role_key"),
-    roles.c.name.label("role_name"),
-    roles.c.permissions.label("role_permissions"),
-    roles.c.builtin.label("role_builtin"),
-    roles.c.created_at.label("role_created_at"),
-    roles.c.updated_at.label("role_updated_at"),
-)
-
-
-def _live(now: datetime | sa.BindParameter[datetime]) -> sa.ColumnElement[bool]:
-    return sa.or_(authorizations.c.expires_at.is_(None), authorizations.c.expires_at > now)
-
 
 # The two statements behind every request, built once: building a statement with aliases costs
 # far more Python than running it (each alias copies its table's columns).
@@ -85,7 +51,7 @@ def _scope_facts_statement() -> sa.Select[Any]:
             _grant.c.tenant_id.label("grant_tenant_id"),
             _grant.c.include_descendants,
             _grant.c.expires_at,
-            *_ROLE_COLUMNS,
+            *ROLE_COLUMNS,
         )
         .select_from(
             _chain.join(
@@ -120,7 +86,7 @@ def _scope_facts_statement() -> sa.Select[Any]:
         .where(
             authorizations.c.root_id == _target.c.root_id,
             authorizations.c.user_id == user_id,
-            _live(sa.bindparam("now", type_=authorizations.c.expires_at.type)),
+            live(sa.bindparam("now", type_=authorizations.c.expires_at.type)),
         )
         .label("live_grant")
     )
@@ -149,7 +115,7 @@ def _reachable_statement() -> sa.Select[Any]:
             authorizations.c.tenant_id.label("grant_tenant_id"),
             authorizations.c.include_descendants,
             authorizations.c.expires_at,
-            *_ROLE_COLUMNS,
+            *ROLE_COLUMNS,
         )
         .select_from(
             authorizations.join(
@@ -175,11 +141,9 @@ _REACHABLE = _reachable_statement()
 _REACHABLE_IN_TREE = _REACHABLE.where(authorizations.c.root_id == sa.bindparam("root_id"))
 
 
-class AccessRepository:
+class GrantRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    # --- the permission decision --------------------------------------------------------
 
     async def scope_facts(self, caller: Caller, tenant_id: UUID, now: datetime) -> ScopeFacts:
         """Everything needed to judge a call in a tenant's context, in one query whatever the
@@ -199,7 +163,7 @@ class AccessRepository:
             member=bool(first.member),
             has_live_grant_in_tree=bool(first.live_grant),
             held=_held(caller.user_id, rows),
-            roles=_roles(rows),
+            roles=roles_of_rows(rows),
         )
 
     async def held_on(self, user_id: UUID, tenant_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
@@ -271,150 +235,10 @@ class AccessRepository:
                 to_tenant(group[0]),
                 bool(group[0].chain_disabled),
                 _held(user_id, group),
-                _roles(group),
+                roles_of_rows(group),
             )
             for group in by_tenant.values()
         ]
-
-    # --- roles ---------------------------------------------------------------------------
-
-    async def create_builtin_roles(self, root_id: UUID, now: datetime) -> None:
-        await self.session.execute(
-            sa.insert(roles),
-            [
-                {
-                    "id": new_id(),
-                    "root_id": root_id,
-                    "key": key,
-                    "name": name,
-                    "permissions": sorted(builtin_permissions(key, frozenset())),
-                    "builtin": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for key, name in BUILTIN_ROLES.items()
-            ],
-        )
-
-    async def roles(self, root_id: UUID) -> dict[str, Role]:
-        rows = await self.session.execute(sa.select(roles).where(roles.c.root_id == root_id))
-        return {row.key: to_role(row) for row in rows}
-
-    # --- membership ------------------------------------------------------------------------
-
-    async def add_member(self, root_id: UUID, user_id: UUID, now: datetime) -> None:
-        await self.session.execute(
-            insert(self.session, members)
-            .values(root_id=root_id, user_id=user_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["root_id", "user_id"])
-        )
-
-    async def members_among(self, root_id: UUID, user_ids: Iterable[UUID]) -> frozenset[UUID]:
-        ids = set(user_ids)
-        if not ids:
-            return frozenset()
-        rows = await self.session.execute(
-            sa.select(members.c.user_id).where(
-                members.c.root_id == root_id, members.c.user_id.in_(ids)
-            )
-        )
-        return frozenset(rows.scalars())
-
-    async def visible_from(
-        self, context_id: UUID, root_id: UUID, user_ids: Iterable[UUID], now: datetime
-    ) -> frozenset[UUID]:
-        """Users the context can see: at the root every member of the tree (roleless ones too,
-        so they can be given a role again); below it, those with a live grant on it or below,
-        or an inheritable grant above it."""
-        ids = set(user_ids)
-        if not ids:
-            return frozenset()
-        if context_id == root_id:
-            return await self.members_among(root_id, ids)
-        at_or_below = (
-            sa.select(authorizations.c.user_id)
-            .join(tenant_closure, tenant_closure.c.descendant_id == authorizations.c.tenant_id)
-            .where(tenant_closure.c.ancestor_id == context_id, _live(now))
-        )
-        inherited = (
-            sa.select(authorizations.c.user_id)
-            .join(tenant_closure, tenant_closure.c.ancestor_id == authorizations.c.tenant_id)
-            .where(
-                tenant_closure.c.descendant_id == context_id,
-                tenant_closure.c.depth > 0,
-                authorizations.c.include_descendants,
-                _live(now),
-            )
-        )
-        rows = await self.session.execute(
-            sa.select(authorizations.c.user_id)
-            .where(
-                authorizations.c.user_id.in_(ids),
-                sa.or_(
-                    authorizations.c.user_id.in_(at_or_below),
-                    authorizations.c.user_id.in_(inherited),
-                ),
-            )
-            .distinct()
-        )
-        return frozenset(rows.scalars())
-
-    async def remove_members(self, root_id: UUID, user_ids: Iterable[UUID]) -> None:
-        ids = set(user_ids)
-        if ids:
-            await self.session.execute(
-                sa.delete(members).where(members.c.root_id == root_id, members.c.user_id.in_(ids))
-            )
-
-    async def with_live_grants(
-        self, root_id: UUID, user_ids: Iterable[UUID], now: datetime
-    ) -> frozenset[UUID]:
-        """Those of the users with a live grant somewhere in the tree."""
-        ids = set(user_ids)
-        if not ids:
-            return frozenset()
-        rows = await self.session.execute(
-            sa.select(authorizations.c.user_id)
-            .where(
-                authorizations.c.root_id == root_id,
-                authorizations.c.user_id.in_(ids),
-                _live(now),
-            )
-            .distinct()
-        )
-        return frozenset(rows.scalars())
-
-    async def grantable_users(
-        self,
-        caller_id: UUID,
-        context_id: UUID,
-        root_id: UUID,
-        user_ids: Iterable[UUID],
-        now: datetime,
-    ) -> frozenset[UUID]:
-        """Users a grant made from the context may name: those visible from the context, or
-        from any account above it where the caller holds a grant themself (an MSP admin
-        authorizes the MSP's users on a new client, seed 002; a client admin only the client's)."""
-        ids = set(user_ids)
-        ancestors = await self.session.execute(
-            sa.select(tenant_closure.c.ancestor_id)
-            .join(
-                authorizations,
-                sa.and_(
-                    authorizations.c.tenant_id == tenant_closure.c.ancestor_id,
-                    authorizations.c.user_id == caller_id,
-                ),
-            )
-            .where(tenant_closure.c.descendant_id == context_id, _live(now))
-        )
-        found: set[UUID] = set()
-        for tenant_id in {context_id, *ancestors.scalars()}:
-            found |= await self.visible_from(tenant_id, root_id, ids - found, now)
-            if found == ids:
-                break
-        return frozenset(found)
-
-    # --- grants ---------------------------------------------------------------------------
 
     async def held_by(self, tenant_id: UUID, user_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
         """Several users' grants that could apply on one tenant (role keys only)."""
@@ -504,7 +328,7 @@ class AccessRepository:
             .where(
                 authorizations.c.user_id == user_id,
                 authorizations.c.root_id == root_id,
-                _live(now),
+                live(now),
             )
         )
         chains: dict[UUID, list[UUID]] = defaultdict(list)
@@ -581,63 +405,80 @@ class AccessRepository:
         roles_by_key: Mapping[str, Role],
         now: datetime,
     ) -> None:
-        """Write grant changes: a grant's role set is replaced whole."""
+        """Write a plan of grant changes, a grant's role set replaced whole, in at most six
+        statements whatever the plan's size: find the rows, drop the role links of every
+        changed grant, delete the removed grants, insert the new ones, update the kept ones,
+        link the roles."""
+        if not changes:
+            return
+        existing = await self._ids_of({(c.user_id, c.tenant_id) for c in changes})
+        touched = [existing[pair] for pair in existing]
+        removed = [
+            existing[(c.user_id, c.tenant_id)]
+            for c in changes
+            if c.after is None and (c.user_id, c.tenant_id) in existing
+        ]
+        new: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
         for change in changes:
-            pair = (change.user_id, change.tenant_id)
-            existing = (
-                await self.session.execute(
-                    sa.select(authorizations.c.id).where(
-                        authorizations.c.user_id == pair[0], authorizations.c.tenant_id == pair[1]
-                    )
-                )
-            ).scalar_one_or_none()
-            if change.after is None:
-                if existing is not None:
-                    await self.session.execute(
-                        sa.delete(authorization_roles).where(
-                            authorization_roles.c.authorization_id == existing
-                        )
-                    )
-                    await self.session.execute(
-                        sa.delete(authorizations).where(authorizations.c.id == existing)
-                    )
+            after = change.after
+            if after is None:
                 continue
-            if existing is None:
-                existing = new_id()
-                await self.session.execute(
-                    sa.insert(authorizations).values(
-                        id=existing,
-                        root_id=root_id,
-                        user_id=change.after.user_id,
-                        tenant_id=change.after.tenant_id,
-                        include_descendants=change.after.include_descendants,
-                        expires_at=change.after.expires_at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            grant_id = existing.get((change.user_id, change.tenant_id))
+            shape = {"include_descendants": after.include_descendants,
+                     "expires_at": after.expires_at, "updated_at": now}  # fmt: skip
+            if grant_id is None:
+                grant_id = new_id()
+                new.append({"id": grant_id, "root_id": root_id, "user_id": after.user_id,
+                            "tenant_id": after.tenant_id, "created_at": now, **shape})  # fmt: skip
             else:
-                await self.session.execute(
-                    sa.update(authorizations)
-                    .where(authorizations.c.id == existing)
-                    .values(
-                        include_descendants=change.after.include_descendants,
-                        expires_at=change.after.expires_at,
-                        updated_at=now,
-                    )
-                )
-                await self.session.execute(
-                    sa.delete(authorization_roles).where(
-                        authorization_roles.c.authorization_id == existing
-                    )
-                )
+                kept.append({"grant_id": grant_id, **shape})
+            links += [
+                {"authorization_id": grant_id, "role_id": roles_by_key[key].id}
+                for key in sorted(after.roles)
+            ]
+        if touched:
             await self.session.execute(
-                sa.insert(authorization_roles),
-                [
-                    {"authorization_id": existing, "role_id": roles_by_key[key].id}
-                    for key in sorted(change.after.roles)
-                ],
+                sa.delete(authorization_roles).where(
+                    authorization_roles.c.authorization_id.in_(touched)
+                )
             )
+        if removed:
+            await self.session.execute(
+                sa.delete(authorizations).where(authorizations.c.id.in_(removed))
+            )
+        if new:
+            await self.session.execute(sa.insert(authorizations), new)
+        if kept:
+            await self.session.execute(
+                sa.update(authorizations)
+                .where(authorizations.c.id == sa.bindparam("grant_id"))
+                .values(
+                    include_descendants=sa.bindparam("include_descendants"),
+                    expires_at=sa.bindparam("expires_at"),
+                    updated_at=sa.bindparam("updated_at"),
+                ),
+                kept,
+            )
+        if links:
+            await self.session.execute(sa.insert(authorization_roles), links)
+
+    async def _ids_of(self, pairs: set[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], UUID]:
+        """The row ids of the existing grants among (user, tenant) pairs, in one statement."""
+        rows = await self.session.execute(
+            sa.select(
+                authorizations.c.id, authorizations.c.user_id, authorizations.c.tenant_id
+            ).where(
+                authorizations.c.user_id.in_({user_id for user_id, _ in pairs}),
+                authorizations.c.tenant_id.in_({tenant_id for _, tenant_id in pairs}),
+            )
+        )
+        return {
+            (row.user_id, row.tenant_id): row.id
+            for row in rows
+            if (row.user_id, row.tenant_id) in pairs
+        }
 
 
 def _held(user_id: UUID, rows: Sequence[Any]) -> list[Held]:
@@ -658,23 +499,6 @@ def _held(user_id: UUID, rows: Sequence[Any]) -> list[Held]:
         )
         for (tenant_id, depth), group in grouped.items()
     ]
-
-
-def _roles(rows: Sequence[Any]) -> dict[str, Role]:
-    return {
-        row.role_key: Role(
-            id=row.role_id,
-            root_id=row.role_root_id,
-            key=row.role_key,
-            name=row.role_name,
-            permissions=_permissions(row.role_key, row.role_builtin, row.role_permissions),
-            builtin=row.role_builtin,
-            created_at=row.role_created_at,
-            updated_at=row.role_updated_at,
-        )
-        for row in rows
-        if row.role_key is not None
-    }
 
 
 def _grants_from(rows: Sequence[Row[Any]]) -> dict[tuple[UUID, UUID], Grant]:
