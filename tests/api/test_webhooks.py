@@ -580,3 +580,43 @@ class TestKilledWorker:
         assert len(set(ids)) == 3  # every event arrived
         assert len(ids) == 4  # the one in flight when the worker died, twice, with one id
         assert all(r["verified"] for r in receiver.received)
+
+
+class TestEveryChangeIsPublished:
+    async def test_user_and_authorization_changes_reach_the_trees_endpoint(
+        self, world: World, msp: Msp, receiver: Receiver
+    ) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        bob = await world.user(msp.id, [(client["id"], ["read_only"], False)])
+        made = await subscribe(
+            world,
+            msp.id,
+            msp.admin.headers,
+            receiver.url,
+            ["authorization.changed", "user.deleted", "tenant.updated"],
+        )
+        receiver.secret = made["secret"]
+        changed = await world.client.put(
+            f"/v1/tenants/{client['id']}/authorizations",
+            json={"items": [{"user_id": str(bob.user_id), "roles": ["admin"]}]},
+            headers=msp.admin.headers,
+        )
+        assert changed.status_code == 200, changed.text
+        deleted = await world.client.post(
+            f"/v1/tenants/{msp.id}/users/delete",
+            json={"ids": [str(bob.user_id)]},
+            headers=msp.admin.headers,
+        )
+        assert deleted.status_code == 200, deleted.text
+        renamed = await world.client.patch(
+            f"/v1/tenants/{client['id']}", json={"name": "Renamed"}, headers=msp.admin.headers
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert await deliver(world) == (3, 0)
+        assert [r["body"]["type"] for r in receiver.received] == [
+            "authorization.changed",
+            "user.deleted",
+            "tenant.updated",
+        ]
+        assert all(r["verified"] for r in receiver.received)
+        assert receiver.received[1]["body"]["data"]["target"]["id"] == str(bob.user_id)
