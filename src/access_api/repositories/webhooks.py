@@ -60,8 +60,12 @@ _ENDPOINT_COLUMNS = [c for c in webhook_endpoints.c if c.name != "secret"]
 class WebhookRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # Subscribers by tenant, for this transaction: a bulk change recording an event per
+        # item asks once per tenant, not once per event. Any write here forgets them.
+        self._subscribers: dict[UUID, list[Endpoint]] = {}
 
     async def insert(self, endpoint: Endpoint, sealed_secret: bytes) -> None:
+        self._subscribers.clear()
         await self.session.execute(
             sa.insert(webhook_endpoints).values(
                 **_values(endpoint), secret=sealed_secret, deleted_at=None
@@ -69,6 +73,7 @@ class WebhookRepository:
         )
 
     async def update(self, endpoint: Endpoint) -> None:
+        self._subscribers.clear()
         await self.session.execute(
             sa.update(webhook_endpoints)
             .where(webhook_endpoints.c.id == endpoint.id)
@@ -83,6 +88,7 @@ class WebhookRepository:
         )
 
     async def delete(self, endpoint_id: UUID, now: datetime) -> None:
+        self._subscribers.clear()
         await self.session.execute(
             sa.update(webhook_endpoints)
             .where(webhook_endpoints.c.id == endpoint_id)
@@ -135,20 +141,28 @@ class WebhookRepository:
         """Enabled endpoints of these tenants or of any tenant above them, each with the
         tenant (of those asked) it sits above: one indexed query per change."""
         wanted = set(tenant_ids)
-        if not wanted:
-            return []
-        rows = await self.session.execute(
-            sa.select(*_ENDPOINT_COLUMNS, tenant_closure.c.descendant_id)
-            .join(tenant_closure, tenant_closure.c.ancestor_id == webhook_endpoints.c.tenant_id)
-            .join(tenants, tenants.c.id == webhook_endpoints.c.tenant_id)
-            .where(
-                tenant_closure.c.descendant_id.in_(wanted),
-                webhook_endpoints.c.status == EndpointStatus.ENABLED.value,
-                webhook_endpoints.c.deleted_at.is_(None),
-                tenants.c.deleted_at.is_(None),
+        missing = wanted - self._subscribers.keys()
+        if missing:
+            for tenant_id in missing:
+                self._subscribers[tenant_id] = []
+            rows = await self.session.execute(
+                sa.select(*_ENDPOINT_COLUMNS, tenant_closure.c.descendant_id)
+                .join(tenant_closure, tenant_closure.c.ancestor_id == webhook_endpoints.c.tenant_id)
+                .join(tenants, tenants.c.id == webhook_endpoints.c.tenant_id)
+                .where(
+                    tenant_closure.c.descendant_id.in_(missing),
+                    webhook_endpoints.c.status == EndpointStatus.ENABLED.value,
+                    webhook_endpoints.c.deleted_at.is_(None),
+                    tenants.c.deleted_at.is_(None),
+                )
             )
-        )
-        return [(to_endpoint(row), row.descendant_id) for row in rows]
+            for row in rows:
+                self._subscribers[row.descendant_id].append(to_endpoint(row))
+        return [
+            (endpoint, tenant_id)
+            for tenant_id in wanted
+            for endpoint in self._subscribers[tenant_id]
+        ]
 
     async def add_attempt(self, attempt: Attempt) -> None:
         await self.session.execute(
