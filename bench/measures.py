@@ -28,11 +28,19 @@ async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict
     """Requests per second at CONNECTIONS in flight, after a short warm-up."""
     url = server.base_url + path
     await wrk_async(url, seconds=2, connections=CONNECTIONS, headers=headers)
+    cpu_before = server.cpu_seconds()
     async with rss_sampler(server) as rss:
         load = await wrk_async(url, seconds=DURATION, connections=CONNECTIONS, headers=headers)
+    cpu = server.cpu_seconds() - cpu_before
     if load.non_2xx or load.errors:
         raise RuntimeError(f"{server.name} {path}: {load.non_2xx} non-2xx, {load.errors} errors")
-    return {**load.as_dict(), "rss_max_mb": round(max(rss), 1)}
+    return {
+        **load.as_dict(),
+        # The server's own CPU per request: comparable across runs on a busy shared machine,
+        # where requests per second are not.
+        "cpu_ms_per_request": round(cpu * 1000 / max(load.requests, 1), 3),
+        "rss_max_mb": round(max(rss), 1),
+    }
 
 
 async def list_page_p50(server: Server, msp: Msp) -> dict[str, Any]:
@@ -57,6 +65,7 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
         rss_sampler(server, every=0.02) as rss,
     ):
         started = time.perf_counter()
+        cpu_before = server.cpu_seconds()
         async with client.stream(
             "GET", f"/v1/tenants/{msp.root_id}/users/export", headers=msp.api_key
         ) as answer:
@@ -64,6 +73,7 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
             async for chunk in answer.aiter_raw():
                 rows += chunk.count(b"\n")
         elapsed = time.perf_counter() - started
+        cpu = server.cpu_seconds() - cpu_before
     rows -= 1  # the header
     if rows != expected_rows:
         raise RuntimeError(f"export gave {rows} rows, expected {expected_rows}")
@@ -71,6 +81,9 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
         "rows": rows,
         "seconds": round(elapsed, 2),
         "rows_per_s": round(rows / elapsed),
+        # Rows per second of the server's own CPU: what the rate would be with a core to itself
+        # (PostgreSQL's work for the query is not in it).
+        "rows_per_server_cpu_s": round(rows / max(cpu, 1e-9)),
         "rss_before_mb": round(rss[0], 1),
         "rss_growth_mb": round(max(rss) - rss[0], 1),
     }
@@ -86,6 +99,7 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
         credential=ActorKind.API_KEY,
         credential_id=msp.admin_id,
         root_id=msp.root_id,
+        ip="127.0.0.1",
     )
     timings: list[float] = []
     try:
@@ -161,3 +175,64 @@ async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[
 
 def ratio(ours: float, theirs: float) -> float:
     return round(ours / theirs, 2) if theirs else 0.0
+
+
+ROOT_POLICY = {
+    "allowed_ip_ranges": ["127.0.0.0/8", "::1/128"],
+    "max_session_timeout_minutes": 120,
+    "password_min_length": 14,
+}
+
+
+async def with_root_policy(server: Server, msp: Msp, url: str, rounds: int = 3) -> dict[str, Any]:
+    """GET /v1/me, a read on the client and the permission decision alone (p50), without and
+    with a security policy on the root (SPEC §5.2), alternating so a noisy neighbour weighs on
+    both; medians of the rounds."""
+    paths = {"me": "/v1/me", "inherited": f"/v1/tenants/{msp.client_id}"}
+    figures: dict[str, dict[str, list[float]]] = {
+        name: {"without": [], "with": []} for name in [*paths, "decision_p50_ms"]
+    }
+    policy_url = f"/v1/tenants/{msp.root_id}/security-policy"
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        for _ in range(rounds):
+            for label, body in (("without", {}), ("with", ROOT_POLICY)):
+                (await client.put(policy_url, json=body, headers=msp.session)).raise_for_status()
+                for name, path in paths.items():
+                    load = await throughput(server, path, msp.api_key)
+                    figures[name][label].append(load["rps"])
+                decision = await permission_decision(url, msp, rounds=1000)
+                figures["decision_p50_ms"][label].append(decision["p50_ms"])
+        (await client.put(policy_url, json={}, headers=msp.session)).raise_for_status()
+    report: dict[str, Any] = {}
+    for name, runs in figures.items():
+        without, with_policy = statistics.median(runs["without"]), statistics.median(runs["with"])
+        report[name] = {
+            "without": round(without, 3),
+            "with": round(with_policy, 3),
+            "ratio": ratio(with_policy, without),
+        }
+    return report
+
+
+def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
+    """argon2id alone: password verifications per second on `threads` threads, nothing else
+    running, at the parameters the service uses (a login verifies one hash)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from access_api.services.passwords import _HASHER  # noqa: PLC0415
+
+    stored = _HASHER.hash(ADMIN_PASSWORD)
+    deadline = time.perf_counter() + seconds
+
+    def verify_until_deadline() -> int:
+        done = 0
+        while time.perf_counter() < deadline:
+            assert _HASHER.verify(ADMIN_PASSWORD, stored)
+            done += 1
+        return done
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        counts = list(pool.map(lambda _: verify_until_deadline(), range(threads)))
+    elapsed = time.perf_counter() - started
+    return {"threads": threads, "verifications_per_s": round(sum(counts) / elapsed, 1)}

@@ -2,7 +2,7 @@
 scoped API keys, and time-limited offers in invitations
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-29 22:00:00+00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,6 +35,12 @@ class Database:
     SQLite has one writer at a time, and taking the write lock up front turns check-then-write
     races into a short queue instead of "database is locked" failures half-way through.
     `snapshot()` is for long reads (CSV export) that must not hold the write lock.
+    `reads()` is for read-only requests: on PostgreSQL without a transaction pooler it runs
+    in autocommit, so a request's reads cost no BEGIN and COMMIT round trips (each statement
+    of a READ COMMITTED transaction takes its own snapshot anyway, and a read-only request's
+    only writes are single idempotent statements: a credential's last-use stamp). Behind a
+    transaction pooler it stays transactional: asyncpg prepares a statement and runs it in two
+    exchanges, which the pooler may send to two different servers outside a transaction.
     """
 
     def __init__(
@@ -41,11 +49,13 @@ class Database:
         sessions: async_sessionmaker[AsyncSession],
         snapshots: async_sessionmaker[AsyncSession],
         *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
         owns_engine: bool = True,
     ) -> None:
         self.engine = engine
         self.session = sessions
         self.snapshot = snapshots
+        self.reads = reads or sessions
         self._owns_engine = owns_engine
 
     @property
@@ -63,10 +73,19 @@ class Database:
             if engine.dialect.name == "sqlite"
             else engine.execution_options(isolation_level="REPEATABLE READ")
         )
+        sessions = async_sessionmaker(writes, expire_on_commit=False, autoflush=False)
+        autocommit = engine.dialect.name == "postgresql" and settings.db_pooler == "none"
         return cls(
             engine,
-            async_sessionmaker(writes, expire_on_commit=False, autoflush=False),
+            sessions,
             async_sessionmaker(reads, expire_on_commit=False, autoflush=False),
+            reads=async_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                autoflush=False,
+            )
+            if autocommit
+            else sessions,
         )
 
     @classmethod
@@ -122,6 +141,23 @@ class Database:
             await self.engine.dispose()
 
 
+def stale_connection(error: BaseException) -> bool:
+    """Did a statement fail because its pooled connection was dead (the server restarted, a
+    proxy dropped it)? Then nothing of the transaction was committed and the request may run
+    once more on a fresh connection. There is no ping per checkout to catch this earlier: it
+    cost a round trip on every request. A failure at COMMIT itself (no statement) is not
+    stale: whether it was applied is unknown, so it is never retried."""
+    return (
+        isinstance(error, DBAPIError)
+        and error.connection_invalidated
+        and error.statement is not None
+    )
+
+
+def _unique_statement_name() -> str:
+    return f"__access_api_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -129,25 +165,37 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _configure_sqlite(engine)
         return engine
     statement_ms = int(settings.db_statement_timeout_seconds * 1000)
+    server_settings = {"application_name": "access-api"}
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        # Client-side bound too: a stalled server (not just a slow query) must not hang us.
+        "command_timeout": settings.db_statement_timeout_seconds + 1,
+        "server_settings": server_settings,
+    }
+    if settings.db_pooler == "transaction":
+        # PgBouncer in transaction mode hands each transaction to any server connection: a
+        # statement prepared and cached on one is missing (or, by the same name, present) on
+        # the next. So no statement cache in asyncpg or in SQLAlchemy, and a unique name for
+        # every statement prepared (SQLAlchemy's documented recipe). PgBouncer refuses
+        # startup parameters it does not know: the timeouts are set on the database instead
+        # (README, "Scale-out").
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    else:
+        server_settings |= {
+            "statement_timeout": str(statement_ms),
+            "lock_timeout": str(statement_ms),
+            "idle_in_transaction_session_timeout": str(statement_ms * 6),
+            "jit": "off",
+        }
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            # Client-side bound too: a stalled server (not just a slow query) must not hang us.
-            "command_timeout": settings.db_statement_timeout_seconds + 1,
-            "server_settings": {
-                "application_name": "access-api",
-                "statement_timeout": str(statement_ms),
-                "lock_timeout": str(statement_ms),
-                "idle_in_transaction_session_timeout": str(statement_ms * 6),
-                "jit": "off",
-            },
-        },
+        connect_args=connect_args,
     )
 
 

@@ -26,6 +26,9 @@ STATUS: dict[type[e.DomainError], int] = {
     e.NoAccess: 403,
     e.Forbidden: 403,
     e.TenantDisabled: 403,
+    e.TwoFactorRequired: 403,
+    e.IpNotAllowed: 403,
+    e.WouldLockYouOut: 422,
     e.NotFound: 404,
     e.CannotDeleteSelf: 403,
     e.CannotChangeOwnAccess: 403,
@@ -58,6 +61,9 @@ STATUS: dict[type[e.DomainError], int] = {
     e.TwoFactorEnabled: 409,
     e.TotpNotEnrolling: 409,
     e.InvalidOtp: 422,
+    e.CannotResetOwnPassword: 403,
+    e.EmailTaken: 409,
+    e.PasskeyRejected: 422,
 }
 
 # Problems the edge raises itself, not the domain.
@@ -89,6 +95,13 @@ class Problem(BaseModel):
     code: str
     request_id: str | None = None
     errors: list[ProblemItem] | None = None
+    methods: list[str] | None = Field(
+        default=None, description="otp_required: the second factors this user may answer with"
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None,
+        description="otp_required: passkey request options (navigator.credentials.get)",
+    )
 
 
 def status_of(error: e.DomainError) -> int:
@@ -110,6 +123,7 @@ def problem(
     detail: str,
     errors: list[ProblemItem] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"/problems/{code}",
@@ -120,6 +134,7 @@ def problem(
         code=code,
         request_id=getattr(request.state, "request_id", None),
         errors=errors,
+        **(extensions or {}),
     )
     all_headers = dict(headers or {})
     if status == 401:
@@ -158,6 +173,7 @@ def domain_problem(request: Request, error: e.DomainError) -> JSONResponse:
         detail=error.detail,
         errors=items,
         headers=headers,
+        extensions=getattr(error, "extensions", None),
     )
 
 

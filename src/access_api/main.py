@@ -12,11 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from access_api import errors
+from access_api import errors, metrics
 from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import request_id_var
 from access_api.pagination import Cursors
@@ -27,11 +26,17 @@ from access_api.routers import (
     audit,
     auth,
     authorizations,
+    email_changes,
     health,
     invitations,
     me,
+    pages,
+    passkeys,
+    password_resets,
+    policies,
     problems,
     roles,
+    sessions,
     tenants,
     two_factor,
     two_factor_resets,
@@ -155,6 +160,8 @@ def create_app(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served with their assets by pages.install_docs: no CDN needed
+        redoc_url=None,
     )
     errors.install(app)
     for router in (
@@ -179,8 +186,18 @@ def create_app(
         webhooks.router,
         webhooks.catalog_router,
         access.router,
+        policies.router,
     ):
         app.include_router(router)
+    app.include_router(password_resets.public_router)
+    app.include_router(password_resets.router)
+    app.include_router(sessions.router)
+    app.include_router(sessions.admin_router)
+    app.include_router(passkeys.router)
+    app.include_router(email_changes.router)
+    if settings.hosted_pages:
+        app.include_router(pages.router)
+    pages.install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -189,11 +206,8 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
-    Instrumentator(
-        should_group_status_codes=False,
-        excluded_handlers=["/metrics"],
-        registry=CollectorRegistry(),
-    ).instrument(app).expose(app, include_in_schema=True, tags=["operations"])
+    app.include_router(metrics.router)
+    app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry())
     app.add_middleware(RequestContext)
     _document_problems(app)
     return app

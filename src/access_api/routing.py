@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from access_api.db import stale_connection
 from access_api.domain.dry_run import WouldChange
 from access_api.domain.errors import (
     Conflict,
@@ -50,6 +51,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 def _retryable(error: DBAPIError) -> bool:
+    if stale_connection(error):
+        return True
     orig = error.orig
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if state in _RETRYABLE_SQLSTATES:
@@ -201,7 +204,8 @@ async def _once(
     request: Request, handler: Handler, state: AppState, idempotency: _Idempotency | None
 ) -> Response:
     try:
-        async with state.database.session() as session:
+        reads = request.method in SAFE_METHODS
+        async with (state.database.reads if reads else state.database.session)() as session:
             request.state.session = session
             request.state.after_commit = []
             request.state.after_refusal = []

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     db_statement_timeout_seconds: float = 5.0
     db_pool_size: int = 10
     db_pool_timeout_seconds: float = 3.0
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="`transaction` when the database is reached through a pooler in "
+        "transaction mode (PgBouncer): no prepared statement outlives its transaction",
+    )
 
     mail_dispatcher: bool = Field(
         default=True,
@@ -75,6 +81,17 @@ class Settings(BaseSettings):
     )
     session_absolute_lifetime_hours: int = 24 * 14
     idempotency_retention_hours: int = 24
+    password_reset_answer_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        description="Forgot-password answers take at least this long, known email or not, so "
+        "timing tells nothing about which emails have an account",
+    )
+    hosted_pages: bool = Field(
+        default=True,
+        description="Serve the pages behind every emailed link (reset password, accept an "
+        "invitation, ...); off when a frontend under PUBLIC_URL serves them",
+    )
 
     @field_validator("public_url")
     @classmethod

@@ -1,7 +1,8 @@
 """Nothing that can log someone in is ever stored or logged in clear (SPEC §1).
 
 One run creates every kind of secret the service knows (passwords, session tokens, API keys,
-agent tokens, invitation and reset links, TOTP secrets and codes, emailed sign-in codes), with
+agent tokens, invitation and reset links, TOTP secrets and codes, emailed sign-in codes,
+password reset and email-change links, recovery codes, passkey challenges), with
 the SQL engine logging its statements and parameters; then every log line and every value of
 every table is searched for each of them.
 """
@@ -21,10 +22,12 @@ from access_api.repositories.orm import metadata
 from tests.api.conftest import PASSWORD, Login, Msp, World, delivered
 from tests.api.test_totp import code, enrol
 from tests.api.test_two_factor_resets import reset_links, sign_in_code
+from tests.authenticator import Authenticator
 from tests.mail import SmtpServer, plain_text
 
 NEW_PASSWORD = "a brand new person's long passphrase"
 CHANGED_PASSWORD = "the changed and even longer passphrase"
+RESET_PASSWORD = "a passphrase chosen through a reset link"
 
 
 async def _values(world: World) -> list[str]:
@@ -177,6 +180,69 @@ class TestSecretsAtRest:
         )
         assert changed.status_code == 204, changed.text
         secrets.add(CHANGED_PASSWORD)
+
+        # Recovery codes (shown when TOTP was turned on): one used at login in place of a code.
+        recovery = enabled.json()["recovery_codes"]
+        recovered = await world.client.post(
+            "/v1/auth/login",
+            json={"email": person.email, "password": CHANGED_PASSWORD, "otp": recovery[0]},
+        )
+        assert recovered.status_code == 200, recovered.text
+        secrets |= set(recovery) | {recovered.json()["access_token"]}
+
+        # Forgot password: a reset link, and the password set through it.
+        await world.client.post("/v1/auth/password-reset", json={"email": person.email})
+        text = plain_text((await delivered(world, smtp))[person.email])
+        (reset_token,) = re.findall(r"reset-password\?token=(\S+)", text)
+        reset = await world.client.post(
+            "/v1/auth/password-reset/confirm",
+            json={"token": unquote(reset_token), "new_password": RESET_PASSWORD},
+        )
+        assert reset.status_code == 204, reset.text
+        secrets |= {unquote(reset_token), RESET_PASSWORD}
+
+        # A change of email, confirmed through its link.
+        moved = await world.client.post(
+            "/v1/me/email",
+            json={"new_email": "moved.admin@example.com", "password": PASSWORD},
+            headers=msp.admin.headers,
+        )
+        assert moved.status_code == 202, moved.text
+        text = plain_text((await delivered(world, smtp))["moved.admin@example.com"])
+        (email_token,) = re.findall(r"confirm-email\?token=(\S+)", text)
+        switched = await world.client.post(
+            "/v1/me/email/confirm", json={"token": unquote(email_token)}
+        )
+        assert switched.status_code == 200, switched.text
+        secrets.add(unquote(email_token))
+
+        # A passkey: registered, then used at login; its challenges are single-use secrets, and
+        # its private key never leaves the authenticator.
+        options = await world.client.post(
+            "/v1/me/two-factor/webauthn/options", headers=msp.admin.headers
+        )
+        device = Authenticator("https://app.access-api.test")
+        registered = await world.client.post(
+            "/v1/me/two-factor/webauthn",
+            json={"credential": device.create(options.json())},
+            headers=msp.admin.headers,
+        )
+        assert registered.status_code == 201, registered.text
+        asked_key = await world.client.post(
+            "/v1/auth/login", json={"email": "moved.admin@example.com", "password": PASSWORD}
+        )
+        assertion = device.get(asked_key.json()["webauthn"])
+        with_key = await world.client.post(
+            "/v1/auth/login",
+            json={"email": "moved.admin@example.com", "password": PASSWORD, "webauthn": assertion},
+        )
+        assert with_key.status_code == 200, with_key.text
+        secrets |= {
+            options.json()["challenge"],
+            asked_key.json()["webauthn"]["challenge"],
+            assertion["response"]["signature"],
+            with_key.json()["access_token"],
+        }
 
         stored = await _values(world)
         # The test's SMTP server runs in this process and logs what it receives under

@@ -79,7 +79,8 @@ class TestEnrolment:
             headers=msp.admin.headers,
         )
         assert response.status_code == 200
-        assert response.json() == {"two_factor": "totp"}
+        assert response.json()["two_factor"] == "totp"
+        assert len(response.json()["recovery_codes"]) == 10
         row = await user_row(world, msp.admin)
         assert (row.two_factor, row.totp_pending_secret) == ("totp", None)
         assert world.state.keyring.unseal_text(row.totp_secret, "totp") == secret

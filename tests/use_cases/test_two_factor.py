@@ -28,7 +28,9 @@ async def enrolled(tree: Tree, user: User) -> None:
     work = tree.work()
     enrolment = await two_factor.enrol_totp(work, at_the_keyboard(user))
     code = pyotp.TOTP(enrolment.secret).at(START)
-    assert await two_factor.verify_totp(work, at_the_keyboard(user), code) is TwoFactor.TOTP
+    enabled = await two_factor.verify_totp(work, at_the_keyboard(user), code)
+    assert enabled.two_factor is TwoFactor.TOTP
+    assert len(enabled.recovery_codes) == 10
 
 
 class TestEnrolment:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from access_api.domain import agents, api_keys, auth
+from access_api.domain import agents, api_keys, auth, policies
 from access_api.domain import errors as e
 from access_api.domain.access import Caller, Scope
 from access_api.domain.agents import Agent
@@ -37,10 +37,11 @@ async def session(work: Work, token: str) -> Authenticated:
     if found is None:
         raise e.Unauthenticated("unknown or ended session")
     login, user = found
+    timeout = policies.session_timeout(user.session_timeout_minutes, login.timeout_cap_minutes)
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
-    if not auth.is_active(login, user.session_timeout_minutes, lifetime, work.now):
+    if not auth.is_active(login, timeout, lifetime, work.now):
         raise e.Unauthenticated("this session has ended; log in again")
-    if auth.should_touch(login, user.session_timeout_minutes, work.now):
+    if auth.should_touch(login, timeout, work.now):
         await work.sessions.touch(login.id, work.now)
         login = replace(login, last_seen_at=work.now)
     return Authenticated(
@@ -49,8 +50,9 @@ async def session(work: Work, token: str) -> Authenticated:
             email=user.email,
             credential=ActorKind.SESSION,
             credential_id=login.id,
+            ip=work.ip,
         ),
-        expires_at=auth.expires_at(login, user.session_timeout_minutes, lifetime),
+        expires_at=auth.expires_at(login, timeout, lifetime),
     )
 
 
@@ -70,6 +72,7 @@ async def api_key(work: Work, token: str) -> Authenticated:
             root_id=key.root_id,
             permission_limit=key.permissions,
             tenant_limit=key.tenant_ids,
+            ip=work.ip,
         ),
         expires_at=key.expires_at,
     )
@@ -102,6 +105,7 @@ async def acting_agent(work: Work, token: str | None) -> ActingAgent:
         credential=ActorKind.AGENT,
         credential_id=agent.id,
         root_id=agent.root_id,
+        ip=work.ip,
     )
     facts = await work.grants.scope_facts(caller, agent.tenant_id, work.now)
     return ActingAgent(agent=agent, scope=agents.agent_scope(caller, facts, work.now))

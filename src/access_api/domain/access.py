@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from access_api.domain import policies
 from access_api.domain.audit import Action, Actor, ActorKind, Changes
 from access_api.domain.errors import (
     BulkRefused,
@@ -43,6 +44,7 @@ class Caller:
     root_id: UUID | None = None
     permission_limit: frozenset[str] | None = None
     tenant_limit: frozenset[UUID] | None = None
+    ip: str | None = None
 
     @property
     def actor(self) -> Actor:
@@ -185,12 +187,15 @@ class ScopeFacts:
     has_live_grant_in_tree: bool = False
     held: Sequence[Held] = ()
     roles: Mapping[str, Role] = field(default_factory=dict)
+    policies: Sequence[tuple[UUID, policies.SecurityPolicy]] = ()
+    has_second_factor: bool = False
 
 
 def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
-    """Reach first, then status, then permission: a tenant outside the caller's reach is
-    absent (404), never forbidden; a member with no role left has no access at all (seed 003);
-    a disabled tenant and everything below it refuse every call made in their context."""
+    """Reach first, then status, then policy, then permission: a tenant outside the caller's
+    reach is absent (404), never forbidden; a member with no role left has no access at all
+    (seed 003); a disabled tenant and everything below it refuse every call made in their
+    context; so does one whose security policy the caller does not meet (§5.2)."""
     tenant = facts.tenant
     if tenant is None or not facts.member:
         raise NotFound()
@@ -203,6 +208,13 @@ def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
         raise NotFound()
     if facts.chain_disabled:
         raise TenantDisabled(f"{tenant.name} (or an account above it) is disabled")
+    if facts.policies:
+        policies.enforce(
+            policies.effective(facts.policies),
+            has_second_factor=facts.has_second_factor,
+            ip=caller.ip,
+            where=tenant.name,
+        )
     return Scope(caller=caller, tenant=tenant, standing=held_standing)
 
 

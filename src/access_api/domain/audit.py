@@ -47,11 +47,19 @@ class Action(StrEnum):
     INVITATION_RESENT = "invitation.resent"
     INVITATION_REVOKED = "invitation.revoked"
     INVITATION_UPDATED = "invitation.updated"
+    POLICY_UPDATED = "policy.updated"
+    PASSKEY_DELETED = "passkey.deleted"
+    PASSKEY_REGISTERED = "passkey.registered"
+    PASSWORD_RESET_COMPLETED = "password_reset.completed"  # noqa: S105 - an action name
+    PASSWORD_RESET_REQUESTED = "password_reset.requested"  # noqa: S105 - an action name
+    RECOVERY_CODES_REPLACED = "recovery_codes.replaced"
+    RECOVERY_CODE_USED = "recovery_code.used"
     ROLE_CREATED = "role.created"
     ROLE_DELETED = "role.deleted"
     ROLE_UPDATED = "role.updated"
     SESSION_CREATED = "session.created"
     SESSION_ENDED = "session.ended"
+    SESSION_REVOKED = "session.revoked"
     TENANT_CREATED = "tenant.created"
     TENANT_DELETED = "tenant.deleted"
     TENANT_DISABLED = "tenant.disabled"
@@ -64,6 +72,8 @@ class Action(StrEnum):
     TWO_FACTOR_RESET_REQUESTED = "two_factor.reset_requested"
     USER_CREATED = "user.created"
     USER_DELETED = "user.deleted"
+    USER_EMAIL_CHANGE_REQUESTED = "user.email_change_requested"
+    USER_EMAIL_CHANGED = "user.email_changed"
     USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an action name
     USER_UPDATED = "user.updated"
     USERS_EXPORTED = "users.exported"
@@ -90,6 +100,11 @@ _TARGET_TYPES: dict[str, str] = {
     "two_factor.reset_denied": "user",
     "two_factor.reset_requested": "user",
     "users.exported": "tenant",
+    "policy.updated": "tenant",
+    "password_reset.completed": "user",
+    "password_reset.requested": "user",
+    "recovery_codes.replaced": "user",
+    "recovery_code.used": "user",
 }
 
 

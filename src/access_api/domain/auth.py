@@ -18,6 +18,8 @@ class Session:
     created_at: datetime
     last_seen_at: datetime
     ended_at: datetime | None
+    # The strictest security policy's timeout where its user acts (§5.2), read with it.
+    timeout_cap_minutes: int | None = None
 
 
 def expires_at(session: Session, timeout_minutes: int, absolute_lifetime: timedelta) -> datetime:

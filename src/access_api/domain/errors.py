@@ -61,6 +61,21 @@ class TenantDisabled(DomainError):
     title = "This account is disabled"
 
 
+class TwoFactorRequired(DomainError):
+    code = "two_factor_required"
+    title = "This account's security policy requires two-factor authentication; enrol first"
+
+
+class IpNotAllowed(DomainError):
+    code = "ip_not_allowed"
+    title = "This account's security policy does not allow calls from your address"
+
+
+class WouldLockYouOut(DomainError):
+    code = "would_lock_you_out"
+    title = "This security policy would shut you out of this account"
+
+
 class NotFound(DomainError):
     code = "not_found"
     title = "No such resource"
@@ -69,6 +84,21 @@ class NotFound(DomainError):
 class OtpRequired(DomainError):
     code = "otp_required"
     title = "A two-factor code is required: send it as otp"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        methods: list[str] | None = None,
+        webauthn: dict[str, object] | None = None,
+    ) -> None:
+        # The ways the user may prove themselves, and a passkey challenge when one applies.
+        self.extensions: dict[str, object] = {}
+        if methods is not None:
+            self.extensions["methods"] = methods
+        if webauthn is not None:
+            self.extensions["webauthn"] = webauthn
+        super().__init__(detail)
 
 
 class RateLimited(DomainError):
@@ -197,6 +227,24 @@ class TwoFactorNotEnabled(DomainError):
 class InvalidOtp(DomainError):
     code = "invalid_otp"
     title = "This code is wrong, expired or already used"
+
+
+# --- account recovery, email changes, passkeys --------------------------------------------
+
+
+class CannotResetOwnPassword(DomainError):
+    code = "cannot_reset_own_password"
+    title = "You cannot send yourself a password reset; change your password instead"
+
+
+class EmailTaken(DomainError):
+    code = "email_taken"
+    title = "This email address belongs to another account"
+
+
+class PasskeyRejected(DomainError):
+    code = "passkey_rejected"
+    title = "This passkey could not be verified; start again with new options"
 
 
 # --- roles --------------------------------------------------------------------------------

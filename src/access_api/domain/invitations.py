@@ -24,7 +24,13 @@ from access_api.domain.errors import (
     ValidationFailed,
     raise_if_any,
 )
-from access_api.domain.users import User, check_password, email_key, new_user
+from access_api.domain.users import (
+    PASSWORD_MIN_LENGTH,
+    User,
+    check_password,
+    email_key,
+    new_user,
+)
 
 MAX_EMAILS = 100
 EXPIRES_IN_DAYS_MIN = 1
@@ -583,9 +589,11 @@ def new_invitee(
     phone: str | None,
     password: str,
     now: datetime,
+    min_password_length: int = PASSWORD_MIN_LENGTH,
 ) -> User:
     """A person with no account yet becomes a user by accepting: their names, optional phone,
-    and a password that passes the password rules; every problem is reported at once."""
+    and a password that passes the password rules (and the security policies where they are
+    being given access); every problem is reported at once."""
     problems: list[FieldError] = []
     user: User | None = None
     try:
@@ -600,7 +608,7 @@ def new_invitee(
     except ValidationFailed as refusal:
         problems += refusal.errors
     try:
-        check_password(password, email=invitation.email)
+        check_password(password, email=invitation.email, min_length=min_password_length)
     except ValidationFailed as refusal:
         problems += refusal.errors
     if problems or user is None:

@@ -169,3 +169,88 @@ def retry_delay(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
         return base
     exponent = min(attempts - 1, 32)
     return min(base * (1 << exponent), cap)
+
+
+PASSWORD_RESET = "password_reset"  # noqa: S105 - a mail kind
+EMAIL_CHANGE = "email_change"
+EMAIL_CHANGE_NOTICE = "email_change_notice"
+
+
+def _simple(
+    kind: str, recipient: str, subject: str, paragraphs: list[str], action: tuple[str, str] | None
+) -> Mail:
+    """A short mail: paragraphs, and at most one link, alone on its line in the text part."""
+    e = html.escape
+    text_parts = ["Hello,", ""]
+    html_parts = [
+        "<!DOCTYPE html>",
+        '<html><body style="font-family: sans-serif">',
+        "<p>Hello,</p>",
+    ]
+    for index, paragraph in enumerate(paragraphs):
+        text_parts += [paragraph, ""]
+        html_parts.append(f"<p>{e(paragraph)}</p>")
+        if index == 0 and action is not None:
+            label, url = action
+            text_parts += [f"{label}:", url, ""]
+            html_parts.append(f'<p><a href="{e(url)}">{e(label)}</a></p>')
+            html_parts.append(f"<p>Or open this link in your browser:<br>{e(url)}</p>")
+    html_parts += ["</body></html>", ""]
+    return Mail(
+        kind=kind,
+        recipient=recipient,
+        subject=_one_line(subject)[:SUBJECT_MAX_LENGTH],
+        text="\n".join(text_parts).rstrip("\n") + "\n",
+        html="\n".join(html_parts),
+    )
+
+
+def password_reset_mail(
+    *, recipient: str, reset_link: str, expires_at: datetime, requested_by: str | None
+) -> Mail:
+    """A link to choose a new password: it works once, for an hour."""
+    who = f"{_one_line(requested_by)} asked for" if requested_by else "Someone asked for"
+    return _simple(
+        PASSWORD_RESET,
+        recipient,
+        "Reset your password",
+        [
+            f"{who} a link to reset the password of your account ({recipient}).",
+            f"The link works once and expires on {_when(expires_at)}. Every session of your "
+            "account ends when the new password is set. If you did not ask for this, ignore "
+            "this email: your password stays as it is.",
+        ],
+        ("Choose a new password", reset_link),
+    )
+
+
+def email_change_mail(
+    *, recipient: str, old_email: str, confirm_link: str, expires_at: datetime
+) -> Mail:
+    """To the new address: proof that it reads its mail, by clicking."""
+    return _simple(
+        EMAIL_CHANGE,
+        recipient,
+        "Confirm your new email address",
+        [
+            f"The account {old_email} asked to use this address ({recipient}) from now on.",
+            f"The link works once and expires on {_when(expires_at)}. If you did not ask for "
+            "this, ignore this email.",
+        ],
+        ("Confirm the new address", confirm_link),
+    )
+
+
+def email_change_notice_mail(*, recipient: str, new_email: str) -> Mail:
+    """To the old address: a change is under way, so a stolen session cannot do it unseen."""
+    return _simple(
+        EMAIL_CHANGE_NOTICE,
+        recipient,
+        "Your email address is about to change",
+        [
+            f"Someone signed in to your account asked to change its email address to {new_email}.",
+            "The change happens only once the new address confirms it. If this was not you, "
+            "change your password now and ask an administrator to end your sessions.",
+        ],
+        None,
+    )

@@ -23,6 +23,8 @@ class Permission(StrEnum):
     ROLES_WRITE = "roles.write"
     AUDIT_READ = "audit.read"
     WEBHOOKS_MANAGE = "webhooks.manage"
+    POLICIES_WRITE = "policies.write"
+    SESSIONS_MANAGE = "sessions.manage"
 
 
 DESCRIPTIONS: dict[Permission, str] = {
@@ -43,6 +45,8 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.ROLES_WRITE: "Create, edit and delete custom roles",
     Permission.AUDIT_READ: "Read the audit trail",
     Permission.WEBHOOKS_MANAGE: "Subscribe webhook endpoints to events and see their deliveries",
+    Permission.POLICIES_WRITE: "Set the account's security policy",
+    Permission.SESSIONS_MANAGE: "See and end users' login sessions",
 }
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(Permission)

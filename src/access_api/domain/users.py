@@ -152,15 +152,15 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
-def check_password(password: str, *, email: str, field: str = "password") -> str:
+def check_password(
+    password: str, *, email: str, field: str = "password", min_length: int = PASSWORD_MIN_LENGTH
+) -> str:
     """Length is what makes a password strong (NIST SP 800-63B); one that is, or contains,
     the account's own email name is the first thing an attacker tries."""
     problems: list[FieldError] = []
-    if len(password) < PASSWORD_MIN_LENGTH:
+    if len(password) < min_length:
         problems.append(
-            FieldError(
-                field, "password_too_short", f"use at least {PASSWORD_MIN_LENGTH} characters"
-            )
+            FieldError(field, "password_too_short", f"use at least {min_length} characters")
         )
     elif len(password) > PASSWORD_MAX_LENGTH:
         problems.append(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from access_api.domain.auth import Session
 from access_api.domain.users import User
 from access_api.repositories.orm import sessions, users
+from access_api.repositories.policies import timeout_cap
 from access_api.repositories.users import to_user
 
 
@@ -43,6 +44,7 @@ class SessionRepository:
                     sessions.c.created_at.label("session_created_at"),
                     sessions.c.last_seen_at,
                     sessions.c.ended_at,
+                    timeout_cap(users.c.id).label("timeout_cap_minutes"),
                 )
                 .join(users, users.c.id == sessions.c.user_id)
                 .where(sessions.c.token_hash == token_digest)
@@ -56,6 +58,7 @@ class SessionRepository:
             created_at=row.session_created_at,
             last_seen_at=row.last_seen_at,
             ended_at=row.ended_at,
+            timeout_cap_minutes=row.timeout_cap_minutes,
         )
         return login, to_user(row)
 

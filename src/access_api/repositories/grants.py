@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.access import Caller, Grant, GrantChange, Held, Role, ScopeFacts
 from access_api.domain.permissions import ADMIN_ROLE
+from access_api.domain.policies import SecurityPolicy, has_second_factor
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
@@ -29,6 +30,7 @@ from access_api.repositories.orm import (
     users,
 )
 from access_api.repositories.pagination import Page, SortKey, fetch_page
+from access_api.repositories.policies import CHAIN_COLUMNS, chain_from, join_chain
 from access_api.repositories.roles import ROLE_COLUMNS, roles_of_rows
 from access_api.repositories.tenants import to_tenant
 from access_api.repositories.users import to_user
@@ -90,9 +92,12 @@ def _scope_facts_statement() -> sa.Select[Any]:
         )
         .label("live_grant")
     )
+    two_factor = (
+        sa.select(users.c.two_factor).where(users.c.id == user_id).scalar_subquery()
+    ).label("caller_two_factor")
     return (
-        sa.select(_target, disabled, member, live_grant, held)
-        .select_from(_target.outerjoin(held, sa.true()))
+        sa.select(_target, disabled, member, live_grant, two_factor, held, *CHAIN_COLUMNS)
+        .select_from(join_chain(_target.outerjoin(held, sa.true()), _target.c.id))
         .where(_target.c.id == tenant_id, _target.c.deleted_at.is_(None))
     )
 
@@ -116,20 +121,25 @@ def _reachable_statement() -> sa.Select[Any]:
             authorizations.c.include_descendants,
             authorizations.c.expires_at,
             *ROLE_COLUMNS,
+            *CHAIN_COLUMNS,
         )
         .select_from(
-            authorizations.join(
-                tenant_closure,
-                sa.and_(
-                    tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
-                    sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
-                ),
+            join_chain(
+                authorizations.join(
+                    tenant_closure,
+                    sa.and_(
+                        tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
+                        sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
+                    ),
+                )
+                .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
+                .join(
+                    authorization_roles,
+                    authorization_roles.c.authorization_id == authorizations.c.id,
+                )
+                .join(roles, roles.c.id == authorization_roles.c.role_id),
+                tenants.c.id,
             )
-            .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
-            .join(
-                authorization_roles, authorization_roles.c.authorization_id == authorizations.c.id
-            )
-            .join(roles, roles.c.id == authorization_roles.c.role_id)
         )
         .where(authorizations.c.user_id == sa.bindparam("user_id"), tenants.c.deleted_at.is_(None))
         .order_by(tenants.c.root_id, tenants.c.name, tenants.c.id)
@@ -164,6 +174,8 @@ class GrantRepository:
             has_live_grant_in_tree=bool(first.live_grant),
             held=_held(caller.user_id, rows),
             roles=roles_of_rows(rows),
+            policies=chain_from(rows),
+            has_second_factor=has_second_factor(first.caller_two_factor),
         )
 
     async def held_on(self, user_id: UUID, tenant_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
@@ -217,10 +229,11 @@ class GrantRepository:
 
     async def reachable(
         self, user_id: UUID, root_id: UUID | None
-    ) -> list[tuple[Tenant, bool, list[Held], dict[str, Role]]]:
+    ) -> list[tuple[Tenant, bool, list[Held], dict[str, Role], list[tuple[UUID, SecurityPolicy]]]]:
         """Every live tenant a user's grants touch (their own, and all below an inheritable
-        one), each with whether it is disabled from above, the grants that apply, and their
-        roles; in one query. Limited to one tree for tree-bound credentials."""
+        one), each with whether it is disabled from above, the grants that apply, their
+        roles, and the security policies along its chain; in one query. Limited to one tree
+        for tree-bound credentials."""
         if root_id is None:
             result = await self.session.execute(_REACHABLE, {"user_id": user_id})
         else:
@@ -236,6 +249,7 @@ class GrantRepository:
                 bool(group[0].chain_disabled),
                 _held(user_id, group),
                 roles_of_rows(group),
+                chain_from(group),
             )
             for group in by_tenant.values()
         ]

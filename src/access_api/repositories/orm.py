@@ -483,3 +483,90 @@ webhook_attempts = sa.Table(
     sa.Column("error", sa.String(500), nullable=True),
     sa.Index("ix_webhook_attempts_endpoint_id_at_id", "endpoint_id", "at", "id"),
 )
+
+# Security policy per tenant (SPEC §5.2): one row per tenant that sets anything; NULL inherits.
+security_policies = sa.Table(
+    "security_policies",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("require_two_factor", sa.Boolean(), nullable=True),
+    sa.Column("allowed_ip_ranges", JSONType, nullable=True),
+    sa.Column("max_session_timeout_minutes", sa.Integer(), nullable=True),
+    sa.Column("password_min_length", sa.Integer(), nullable=True),
+    _created(),
+    _updated(),
+    sa.Index("ix_security_policies_root_id", "root_id"),
+)
+
+# Password reset links (forgot password, or sent by an admin): kept as keyed digests; a link
+# works once, for an hour, and a newer one kills it.
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("requested_by", sa.Uuid(), sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=True),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("used_at", Timestamp(), nullable=True),
+    sa.Index("ix_password_resets_user_id", "user_id"),
+)
+
+# A change of email waiting for the new address to prove it reads its mail.
+email_changes = sa.Table(
+    "email_changes",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("new_email", sa.String(320), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("used_at", Timestamp(), nullable=True),
+    sa.Index("ix_email_changes_user_id", "user_id"),
+)
+
+# TOTP recovery codes, as keyed digests; each works once in place of a code.
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    _created(),
+    sa.Column("used_at", Timestamp(), nullable=True),
+    sa.Index("ix_recovery_codes_user_id", "user_id"),
+)
+
+# Passkeys (WebAuthn credentials): public keys and sign counters, nothing secret.
+passkeys = sa.Table(
+    "passkeys",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("credential_id", sa.String(1400), nullable=False, unique=True),
+    sa.Column("public_key", sa.LargeBinary(), nullable=False),
+    sa.Column("sign_count", sa.BigInteger(), nullable=False),
+    _created(),
+    sa.Column("last_used_at", Timestamp(), nullable=True),
+    sa.Index("ix_passkeys_user_id", "user_id"),
+)
+
+# WebAuthn challenges (registration and login), as keyed digests; each is answered once.
+webauthn_challenges = sa.Table(
+    "webauthn_challenges",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("challenge_hash", sa.String(64), nullable=False, unique=True),
+    _created(),
+    sa.Column("expires_at", Timestamp(), nullable=False),
+    sa.Column("used_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("purpose IN ('register', 'login')", name="purpose"),
+    sa.Index("ix_webauthn_challenges_user_id_created_at", "user_id", "created_at"),
+)

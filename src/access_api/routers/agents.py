@@ -180,7 +180,9 @@ async def reprovision_agent(
 @agent_router.post(
     "/heartbeat",
     summary="An agent's sign of life, made with its own token",
-    responses=problem_responses(e.Unauthenticated, e.TenantDisabled),
+    responses=problem_responses(
+        e.Unauthenticated, e.TenantDisabled, e.TwoFactorRequired, e.IpNotAllowed
+    ),
 )
 async def heartbeat(current: CurrentAgent, work: Work) -> Heartbeat:
     return Heartbeat.of(await agents.heartbeat(work, current.agent))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import status
 from pydantic import Field
 
@@ -19,7 +21,14 @@ class LoginRequest(Body):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
     otp: str | None = Field(
-        default=None, max_length=64, description="A two-factor code, when otp_required"
+        default=None,
+        max_length=64,
+        description="A two-factor code (or a recovery code), when otp_required",
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None,
+        description="A passkey's assertion (PublicKeyCredential as JSON) answering the "
+        "challenge of the otp_required answer",
     )
 
 
@@ -31,7 +40,7 @@ class LoginRequest(Body):
     ),
 )
 async def login(body: LoginRequest, work: Work) -> Token:
-    return Token.of(await auth.login(work, body.email, body.password, body.otp))
+    return Token.of(await auth.login(work, body.email, body.password, body.otp, body.webauthn))
 
 
 @router.post(

@@ -27,7 +27,14 @@ MAX_BULK_ITEMS = MAX_BULK_IDS
 
 # Every route that needs a credential and a tenant can answer these.
 SCOPED_PROBLEMS = problem_responses(
-    e.Unauthenticated, e.NoAccess, e.Forbidden, e.TenantDisabled, e.NotFound, e.ValidationFailed
+    e.Unauthenticated,
+    e.NoAccess,
+    e.Forbidden,
+    e.TenantDisabled,
+    e.TwoFactorRequired,
+    e.IpNotAllowed,
+    e.NotFound,
+    e.ValidationFailed,
 )
 AUTHENTICATED_PROBLEMS = problem_responses(e.Unauthenticated, e.ValidationFailed)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Query, Request, Response, status
@@ -204,6 +204,9 @@ class AcceptRequest(Body):
         default=None,
         max_length=invitations.OTP_MAX_LENGTH,
         description="For an existing account with two-factor on, when otp_required",
+    )
+    webauthn: dict[str, Any] | None = Field(
+        default=None, description="A passkey's assertion, when otp_required offers webauthn"
     )
     first_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, max_length=users.NAME_MAX_LENGTH)

@@ -40,6 +40,10 @@ class ReachableTenant(BaseModel):
     )
     roles: list[str] = Field(description="Roles that apply here, granted here or inherited")
     permissions: list[str]
+    blocked_by: list[str] = Field(
+        description="What this account's security policy refuses you now "
+        "(two_factor_required, ip_not_allowed); empty when nothing"
+    )
 
     @classmethod
     def of(cls, reachable: Reachable) -> ReachableTenant:
@@ -54,12 +58,14 @@ class ReachableTenant(BaseModel):
             status=reachable.status,
             roles=reachable.roles,
             permissions=reachable.permissions,
+            blocked_by=reachable.blocked_by,
         )
 
 
 class Me(UserOut):
     credential: Credential
     tenants: list[ReachableTenant]
+    recovery_codes_left: int = Field(description="Unused TOTP recovery codes")
 
     @classmethod
     def of_profile(cls, profile: Profile, found: Authenticated) -> Me:
@@ -70,6 +76,7 @@ class Me(UserOut):
                 kind=caller.credential, id=caller.credential_id, expires_at=found.expires_at
             ),
             tenants=[ReachableTenant.of(reachable) for reachable in profile.tenants],
+            recovery_codes_left=profile.recovery_codes_left,
         )
 
 

@@ -33,6 +33,9 @@ class TotpCode(Body):
 
 class TwoFactorState(BaseModel):
     two_factor: TwoFactor
+    recovery_codes: list[str] | None = Field(
+        default=None, description="Ten single-use codes for when the phone is lost: shown once"
+    )
 
 
 @router.post(
@@ -50,4 +53,5 @@ async def enrol_totp(caller: CurrentCaller, work: Work) -> TotpEnrolment:
     responses=problem_responses(e.Forbidden, e.TwoFactorEnabled, e.TotpNotEnrolling, e.InvalidOtp),
 )
 async def verify_totp(body: TotpCode, caller: CurrentCaller, work: Work) -> TwoFactorState:
-    return TwoFactorState(two_factor=await two_factor.verify_totp(work, caller, body.code))
+    enabled = await two_factor.verify_totp(work, caller, body.code)
+    return TwoFactorState(two_factor=enabled.two_factor, recovery_codes=enabled.recovery_codes)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from access_api.domain import policies
 from access_api.domain.access import Scope
-from access_api.domain.explained import TenantExplained, explain_tenant, no_policy
+from access_api.domain.explained import PolicyCheck, TenantExplained, explain_tenant
+from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.use_cases.work import Work
 
@@ -23,16 +25,32 @@ async def explain(work: Work, scope: Scope, user_id: UUID) -> AccessExplained:
     user = await work.visible_user(scope, user_id)
     reached = await work.grants.reachable(user.id, scope.tenant.root_id)
     in_view = await work.tenants.at_or_below(scope.tenant.id, [t.id for t, *_ in reached])
-    # Tenant security policies (SPEC §5.2, issue 13) plug in as a PolicyCheck here; until
-    # then the only policy that blocks a permission is a disabled tenant (or one above it).
-    policy = no_policy
+    second_factor = policies.has_second_factor(user.two_factor)
     tenants = []
-    for tenant, disabled, held, roles in reached:
+    for tenant, disabled, held, roles, chain in reached:
         if tenant.id not in in_view:
             continue
         explained = explain_tenant(
-            tenant, held, roles, work.now, disabled_from_above=disabled, policy=policy
+            tenant,
+            held,
+            roles,
+            work.now,
+            disabled_from_above=disabled,
+            policy=_policy_of(policies.effective(chain), second_factor),
         )
         if explained is not None:
             tenants.append(explained)
     return AccessExplained(user=user, tenants=tenants)
+
+
+def _policy_of(policy: policies.Effective, second_factor: bool) -> PolicyCheck:
+    """What the tenant's security policy refuses this user, whatever they ask: a second factor
+    they lack. An address allow-list depends on where they call from, not on who they are, so
+    it is not named here (their every call from outside the ranges meets ip_not_allowed)."""
+    blocked = policies.blocked_by(policy, has_second_factor=second_factor, ip=None)
+    code = policies.TWO_FACTOR_REQUIRED if policies.TWO_FACTOR_REQUIRED in blocked else None
+
+    def check(tenant: Tenant, permission: str) -> str | None:
+        return code
+
+    return check

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from access_api.auth.credentials import SESSION_PREFIX
-from access_api.domain import auth, throttle
+from access_api.domain import auth, policies, throttle
 from access_api.domain import errors as e
 from access_api.domain.access import Caller
 from access_api.domain.audit import Action, Actor, ActorKind
@@ -27,9 +28,16 @@ class NewSession:
     expires_at: datetime
 
 
-async def login(work: Work, email: str, password: str, otp: str | None) -> NewSession:
-    """Password, then the second factor if the user has one; every failure counts against the
-    account and the address, and reads the same whether or not the email exists."""
+async def login(
+    work: Work,
+    email: str,
+    password: str,
+    otp: str | None,
+    webauthn: dict[str, Any] | None = None,
+) -> NewSession:
+    """Password, then the second factor if the user has one (a code, a recovery code or a
+    passkey's assertion); every failure counts against the account and the address, and reads
+    the same whether or not the email exists."""
     account = (throttle.LOGIN_ACCOUNT, email_key(email))
     address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
     await work.throttle.check(account, address)
@@ -39,8 +47,11 @@ async def login(work: Work, email: str, password: str, otp: str | None) -> NewSe
         work.throttle.failed(account, address)
         raise e.InvalidCredentials()
     user, stored = found
-    await work.second_factor.check(user, otp, account, address)
+    method = await work.second_factor.check(user, otp, account, address, assertion=webauthn)
     await work.throttle.succeeded(account)
+    if method == "recovery_code":
+        actor = Actor(user_id=user.id, kind=ActorKind.SESSION)
+        await work.record(actor, Action.RECOVERY_CODE_USED, tenant=None, target_id=user.id)
     if work.passwords.needs_rehash(stored):
         await work.users.set_password_hash(user.id, await work.passwords.hash(password), work.now)
     return await start_session(work, user)
@@ -63,11 +74,13 @@ async def start_session(work: Work, user: User) -> NewSession:
         target_id=session.id,
     )
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
+    cap = await work.policies.timeout_cap(user.id)
+    timeout = policies.session_timeout(user.session_timeout_minutes, cap)
     return NewSession(
         id=session.id,
         user=user,
         token=token,
-        expires_at=auth.expires_at(session, user.session_timeout_minutes, lifetime),
+        expires_at=auth.expires_at(session, timeout, lifetime),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -30,6 +31,7 @@ from access_api.pagination import After, Page
 from access_api.repositories.outbox import QueuedMail
 from access_api.services.keyring import new_token
 from access_api.use_cases import members
+from access_api.use_cases import policies as policy_cases
 from access_api.use_cases.auth import NewSession, start_session
 from access_api.use_cases.work import Work
 
@@ -73,6 +75,7 @@ class Acceptance:
     first_name: str | None = None
     last_name: str | None = None
     phone: str | None = None
+    webauthn: dict[str, Any] | None = None  # a passkey's assertion, when otp_required offers it
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -365,7 +368,7 @@ async def accept(work: Work, answer: Acceptance) -> NewSession:
             work.throttle.failed(account)
             raise e.InvalidCredentials("the password does not match the account of this email")
         # Accepting logs the account in: it asks for the same second factor login does.
-        await work.second_factor.check(user, answer.otp, account)
+        await work.second_factor.check(user, answer.otp, account, assertion=answer.webauthn)
     else:
         user = invitations.new_invitee(
             invitation,
@@ -375,6 +378,9 @@ async def accept(work: Work, answer: Acceptance) -> NewSession:
             phone=answer.phone,
             password=answer.password,
             now=work.now,
+            min_password_length=await policy_cases.required_password_length(
+                work, None, [(o.tenant_id, o.include_descendants) for o in invitation.offers]
+            ),
         )
         password_hash = await work.passwords.hash(answer.password)
     # Hashing is done: only now take the locks, tree first (as every access change does).

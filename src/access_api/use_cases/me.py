@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from access_api.domain import access, users
+from access_api.domain import access, policies, users
 from access_api.domain import errors as e
 from access_api.domain.access import Caller
 from access_api.domain.audit import Action, ActorKind
 from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import Tenant, TenantStatus
 from access_api.domain.users import User
+from access_api.use_cases import policies as policy_cases
+from access_api.use_cases import recovery_codes
 from access_api.use_cases.work import Work
 
 
@@ -23,12 +25,14 @@ class Reachable:
     status: TenantStatus  # disabled when the tenant or one above it is disabled
     roles: list[str]
     permissions: list[str]
+    blocked_by: list[str]  # what the tenant's security policy refuses the caller now
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
     user: User
     tenants: list[Reachable]
+    recovery_codes_left: int
 
 
 async def _user(work: Work, caller: Caller, *, lock: bool = False) -> User:
@@ -42,25 +46,29 @@ async def who_am_i(work: Work, caller: Caller) -> Profile:
     """The caller, and every tenant their grants (and their credential's limits) reach."""
     user = await _user(work, caller)
     reachable = []
+    second_factor = policies.has_second_factor(user.two_factor)
     found = await work.grants.reachable(caller.user_id, caller.root_id)
-    chains = (
-        await work.tenants.chains(t.id for t, *_ in found)
-        if caller.tenant_limit is not None
-        else {}
-    )
-    for tenant, disabled, held, roles in found:
+    limit = caller.tenant_limit  # a key scoped to some tenants: those and below only
+    above = await work.tenants.chains(t.id for t, *_ in found) if limit is not None else {}
+    for tenant, disabled, held, roles, chain in found:
         standing = access.standing(held, roles, work.now, caller.permission_limit)
-        limit = caller.tenant_limit
-        if standing.reached and (limit is None or limit.intersection(chains.get(tenant.id, ()))):
+        if standing.reached and (limit is None or limit.intersection(above.get(tenant.id, ()))):
             reachable.append(
                 Reachable(
                     tenant=tenant,
                     status=TenantStatus.DISABLED if disabled else tenant.status,
                     roles=sorted(standing.roles),
                     permissions=sorted(standing.permissions),
+                    blocked_by=policies.blocked_by(
+                        policies.effective(chain), has_second_factor=second_factor, ip=caller.ip
+                    ),
                 )
             )
-    return Profile(user=user, tenants=reachable)
+    return Profile(
+        user=user,
+        tenants=reachable,
+        recovery_codes_left=await recovery_codes.left(work, caller.user_id),
+    )
 
 
 async def update_profile(work: Work, caller: Caller, fields: Mapping[str, object]) -> User:
@@ -88,7 +96,12 @@ async def change_password(work: Work, caller: Caller, current: str, new: str) ->
         raise ValidationFailed(
             [FieldError("current_password", "incorrect", "this is not your current password")]
         )
-    users.check_password(new, email=user.email, field="new_password")
+    users.check_password(
+        new,
+        email=user.email,
+        field="new_password",
+        min_length=await policy_cases.required_password_length(work, user.id),
+    )
     if new == current:
         raise ValidationFailed(
             [FieldError("new_password", "unchanged", "choose a password you do not use now")]

@@ -10,6 +10,7 @@ from access_api.domain.access import Caller
 from access_api.domain.audit import Action
 from access_api.domain.users import TwoFactor, User
 from access_api.services import totp
+from access_api.use_cases import recovery_codes
 from access_api.use_cases.work import Work
 
 SEAL_PURPOSE = "totp"
@@ -45,7 +46,15 @@ async def enrol_totp(work: Work, caller: Caller) -> Enrolment:
     return Enrolment(secret=secret, otpauth_uri=totp.provisioning_uri(secret, user.email))
 
 
-async def verify_totp(work: Work, caller: Caller, code: str) -> TwoFactor:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TotpEnabled:
+    """TOTP is on; the recovery codes are shown here, once."""
+
+    two_factor: TwoFactor
+    recovery_codes: list[str]
+
+
+async def verify_totp(work: Work, caller: Caller, code: str) -> TotpEnabled:
     """The app's code proves the pending secret: TOTP is on. A code is accepted once."""
     user = await _person(work, caller)
     two_factor.ensure_can_enrol(user)
@@ -66,4 +75,5 @@ async def verify_totp(work: Work, caller: Caller, code: str) -> TwoFactor:
         target_id=user.id,
         changes={"two_factor": {"before": user.two_factor.value, "after": TwoFactor.TOTP.value}},
     )
-    return TwoFactor.TOTP
+    codes = await recovery_codes.issue(work, user.id)
+    return TotpEnabled(two_factor=TwoFactor.TOTP, recovery_codes=codes)

@@ -29,7 +29,11 @@ from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
+from access_api.repositories.passkeys import PasskeyRepository
+from access_api.repositories.policies import PolicyRepository
+from access_api.repositories.recovery import RecoveryRepository
 from access_api.repositories.roles import RoleRepository
+from access_api.repositories.sessions import SessionListing
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
@@ -146,6 +150,22 @@ class Work:
     def webhooks(self) -> WebhookRepository:
         return WebhookRepository(self.session)
 
+    @cached_property
+    def policies(self) -> PolicyRepository:
+        return PolicyRepository(self.session)
+
+    @cached_property
+    def recovery(self) -> RecoveryRepository:
+        return RecoveryRepository(self.session)
+
+    @cached_property
+    def passkeys(self) -> PasskeyRepository:
+        return PasskeyRepository(self.session)
+
+    @cached_property
+    def session_list(self) -> SessionListing:
+        return SessionListing(self.session)
+
     # --- adapters that need the transaction's hooks -------------------------------------
 
     @cached_property
@@ -168,6 +188,7 @@ class Work:
             dispatcher=self.state.dispatcher,
             now=self.now,
             after_refusal=self.after_refusal,
+            public_url=self.settings.public_url,
         )
 
     def after_commit(self, hook: Hook) -> None:

@@ -1,0 +1,1 @@
+"""The hosted pages behind every emailed link: plain HTML with a small script (pages/*.html)."""
