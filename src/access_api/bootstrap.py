@@ -20,6 +20,7 @@ from access_api.services.clock import SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
+from access_api.services.webhooks import webhook_dispatcher
 from access_api.settings import Settings
 from access_api.state import AppState
 from access_api.use_cases import members
@@ -105,6 +106,7 @@ def offline_state(settings: Settings, database: Database) -> AppState:
     """What a use case run from the command line needs (no app is serving)."""
     keyring = Keyring(settings.secret)
     clock = SystemClock()
+    dispatcher = Dispatcher(database=database, keyring=keyring, clock=clock, settings=settings)
     return AppState(
         settings=settings,
         database=database,
@@ -112,5 +114,6 @@ def offline_state(settings: Settings, database: Database) -> AppState:
         passwords=Passwords(),
         clock=clock,
         cursors=Cursors(keyring),
-        dispatcher=Dispatcher(database=database, keyring=keyring, clock=clock, settings=settings),
+        dispatcher=dispatcher,
+        webhooks=webhook_dispatcher(dispatcher, database, keyring, clock, settings),
     )

@@ -24,6 +24,7 @@ from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import redact_query, request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
+    access,
     agents,
     api_keys,
     audit,
@@ -46,6 +47,7 @@ from access_api.routers import (
     two_factor,
     two_factor_resets,
     users,
+    webhooks,
 )
 from access_api.routing import text_pattern
 from access_api.scim import app as scim_app
@@ -53,6 +55,7 @@ from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
 from access_api.services.passwords import Passwords
+from access_api.services.webhooks import webhook_dispatcher
 from access_api.settings import Settings, get_settings
 from access_api.state import AppState
 
@@ -170,6 +173,7 @@ def create_app(
         db = database or Database.connect(settings)
         the_clock = clock or SystemClock()
         dispatcher = Dispatcher(database=db, keyring=keyring, clock=the_clock, settings=settings)
+        hooks = webhook_dispatcher(dispatcher, db, keyring, the_clock, settings)
         app.state.access = AppState(
             settings=settings,
             database=db,
@@ -178,12 +182,18 @@ def create_app(
             clock=the_clock,
             cursors=Cursors(keyring),
             dispatcher=dispatcher,
+            webhooks=hooks,
         )
         # An injected database (tests) gets no background dispatcher: they deliver explicitly.
         stop = asyncio.Event()
         delivering = (
             asyncio.create_task(dispatcher.run(stop), name="mail-dispatcher")
             if settings.mail_dispatcher and database is None
+            else None
+        )
+        hooking = (
+            asyncio.create_task(hooks.run(stop), name="webhook-dispatcher")
+            if delivering is not None
             else None
         )
         maintaining = (
@@ -198,6 +208,8 @@ def create_app(
         finally:
             if delivering is not None:
                 await stop_in_time(delivering, stop)
+            if hooking is not None:
+                await stop_in_time(hooking, stop)
             if maintaining is not None:
                 stop.set()
                 await maintaining
@@ -235,6 +247,9 @@ def create_app(
         agents.agent_router,
         two_factor_resets.router,
         two_factor_resets.public_router,
+        webhooks.router,
+        webhooks.catalog_router,
+        access.router,
         policies.router,
         sso.router,
         sso.public_router,

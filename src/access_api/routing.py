@@ -11,13 +11,15 @@ import json
 import logging
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -25,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.db import stale_connection
+from access_api.domain.dry_run import WouldChange
 from access_api.domain.errors import (
     Conflict,
     DomainError,
@@ -36,6 +39,8 @@ from access_api.errors import domain_problem
 from access_api.pagination import cursor_filters, filters_of
 from access_api.repositories.idempotency import IN_PROGRESS, IdempotencyRepository
 from access_api.state import AppState
+from access_api.use_cases import dry_run
+from access_api.use_cases.work import Work
 
 log = logging.getLogger("access_api.routing")
 
@@ -269,7 +274,48 @@ async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
         ) from error
 
 
+# Changes that can be rehearsed with ?dry_run=true (SPEC §5.4): run for real in their
+# transaction, described, rolled back. Listed here, by route, so every door to them (and the
+# OpenAPI document) gets the option without each handler knowing of it.
+DRY_RUNNABLE = frozenset(
+    {
+        ("PUT", "/v1/tenants/{tenant_id}/authorizations"),
+        ("PUT", "/v1/tenants/{tenant_id}/users/{user_id}/authorizations"),
+        ("POST", "/v1/tenants/{tenant_id}/users/delete"),
+        ("POST", "/v1/tenants/{tenant_id}/clients/delete"),
+        ("POST", "/v1/tenants/{tenant_id}/clients/disable"),
+        ("POST", "/v1/tenants/{tenant_id}/invitations"),
+        ("PATCH", "/v1/tenants/{tenant_id}/invitations/{invitation_id}"),
+        ("POST", "/v1/tenants/{tenant_id}/invitations/resend"),
+        ("POST", "/v1/tenants/{tenant_id}/invitations/delete"),
+    }
+)
+DRY_RUN_DESCRIPTION = (
+    "Check and describe the change without making it: the same refusals as the real call, "
+    "and, instead of its answer, `{dry_run: true, would_change: {events, grants, "
+    "users_losing_all_access, api_key_ids, agent_ids, sessions}, result}` (result: what the "
+    "real call would answer). Nothing is kept: no audit event, no mail, no webhook."
+)
+
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})  # what pydantic reads as true
+
+
+async def _dry_run_option(
+    request: Request,
+    dry_run: Annotated[bool, Query(description=DRY_RUN_DESCRIPTION)] = False,
+) -> None:
+    request.state.dry_run = dry_run
+
+
 class TransactionalRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        methods = {m.upper() for m in kwargs.get("methods") or ()}
+        self.dry_runnable = any((method, path) in DRY_RUNNABLE for method in methods)
+        if self.dry_runnable:
+            kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), Depends(_dry_run_option)]
+        super().__init__(path, endpoint, **kwargs)
+
     def _refuse_method_on_an_action(self, request: Request) -> None:
         """/invitations/delete is an action (POST), not the invitation whose id is "delete":
         another method there is 405 with the action's Allow, not a 422 about an id."""
@@ -349,7 +395,12 @@ async def _once(
                 replay = await idempotency.claim(session)
                 if replay is not None:
                     return replay
+            rehearsal = await _rehearsal(request, session, state)
             response = await handler(request)
+            if getattr(request.state, "dry_run", False):
+                # Described, then rolled back as the session closes uncommitted: nothing the
+                # change wrote is kept, and no after-commit hook (mail, webhooks) runs.
+                return await _rehearsed(request, session, state, rehearsal, response)
             if idempotency is not None and response.status_code < 500:
                 await idempotency.complete(session, response)
             await session.commit()
@@ -366,3 +417,82 @@ async def _once(
     for hook in request.state.after_commit:
         hook()
     return response
+
+
+@dataclass(frozen=True, slots=True)
+class _Rehearsal:
+    work: Work
+    tenant_id: UUID
+    before: frozenset[UUID]
+
+
+async def _rehearsal(request: Request, session: AsyncSession, state: AppState) -> _Rehearsal | None:
+    """A dry run notes who can do anything in the tree before the change runs."""
+    wanted = request.query_params.get("dry_run", "").lower() in _TRUE
+    if not (wanted and getattr(request.scope.get("route"), "dry_runnable", False)):
+        return None
+    try:
+        tenant_id = UUID(str(request.path_params["tenant_id"]))
+    except ValueError:
+        return None  # the handler refuses the path as usual
+    work = Work.over(session, state, now=state.clock.now())
+    return _Rehearsal(work, tenant_id, await dry_run.reaching(work, tenant_id))
+
+
+async def _rehearsed(
+    request: Request,
+    session: AsyncSession,
+    state: AppState,
+    rehearsal: _Rehearsal | None,
+    response: Response,
+) -> Response:
+    if rehearsal is None:  # never commit a dry run, even one not noticed beforehand
+        work = Work.over(session, state, now=state.clock.now())
+        tenant_id = UUID(str(request.path_params["tenant_id"]))
+        rehearsal = _Rehearsal(work, tenant_id, frozenset())
+    request_id = str(getattr(request.state, "request_id", ""))
+    work = rehearsal.work
+    would = await dry_run.describe(
+        work, rehearsal.tenant_id, work.now, request_id, rehearsal.before
+    )
+    await work.session.rollback()
+    body = bytes(response.body)
+    result = json.loads(body) if body else None
+    return JSONResponse(
+        {"dry_run": True, "would_change": _plain(would), "result": result}, status_code=200
+    )
+
+
+def _plain(would: WouldChange) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "action": event.action,
+                "tenant_id": str(event.tenant_id) if event.tenant_id else None,
+                "target": {
+                    "type": event.target_type,
+                    "id": str(event.target_id) if event.target_id else None,
+                },
+                "changes": event.changes,
+            }
+            for event in would.events
+        ],
+        "grants": [
+            {
+                "user_id": str(g.user_id),
+                "tenant_id": str(g.tenant_id),
+                "change": g.change,
+                "roles": {"before": g.roles_before, "after": g.roles_after},
+                "include_descendants": {
+                    "before": g.include_descendants_before,
+                    "after": g.include_descendants_after,
+                },
+                "expires_at": g.expires_at_after,
+            }
+            for g in would.grants
+        ],
+        "users_losing_all_access": [str(u) for u in would.users_losing_all_access],
+        "api_key_ids": [str(k) for k in would.api_key_ids],
+        "agent_ids": [str(a) for a in would.agent_ids],
+        "sessions": would.sessions,
+    }

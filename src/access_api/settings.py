@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=900.0, gt=0)
     mail_max_attempts: int = Field(default=100, ge=1)
 
+    allow_http_webhooks: bool = Field(
+        default=False,
+        description="Let webhook endpoints use http and private, loopback or link-local "
+        "targets (a laptop, a test receiver); never in production: it opens SSRF",
+    )
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_max_attempts: int = Field(default=200, ge=1)
+    webhook_disable_after_hours: float = Field(
+        default=72.0, gt=0, description="A receiver failing for this long is disabled"
+    )
+
     export_timeout_seconds: float = Field(
         default=600.0,
         gt=0,

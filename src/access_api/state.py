@@ -10,6 +10,7 @@ from access_api.services.clock import Clock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
+from access_api.services.webhooks import WebhookDispatcher
 from access_api.settings import Settings
 
 
@@ -22,3 +23,4 @@ class AppState:
     clock: Clock
     cursors: Cursors
     dispatcher: Dispatcher
+    webhooks: WebhookDispatcher

@@ -98,7 +98,7 @@ class TestGenerate:
             ({"expires_at": "2026-11-22T08:59:00Z"}, "expires_at"),
             ({"expires_at": "2026-12-01T00:00:00"}, "expires_at"),  # no time zone
             ({"name": "   "}, "name"),
-            ({"name": "x", "permissions": ["users.read"]}, "permissions"),
+            ({"name": "x", "owner_user_id": str(msp.admin.user_id)}, "owner_user_id"),
         ):
             response = await world.client.post(
                 keys_url(msp.id, msp.admin.user_id), json=payload, headers=msp.admin.headers

@@ -213,7 +213,12 @@ class TestInvite:
         invitation = await invited(world, acme["id"], client_admin, "ada@example.com", [offer()])
         assert invitation["tenant_id"] == acme["id"]
         assert invitation["authorizations"] == [
-            {"tenant_id": acme["id"], "roles": ["read_only"], "include_descendants": False}
+            {
+                "tenant_id": acme["id"],
+                "roles": ["read_only"],
+                "include_descendants": False,
+                "expires_at": None,
+            }
         ]
         mail = (await delivered(world, smtp))["ada@example.com"]
         assert "invited you to Acme" in mail["Subject"]

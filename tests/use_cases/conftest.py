@@ -27,6 +27,7 @@ from access_api.services.clock import FrozenClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher
 from access_api.services.passwords import Passwords
+from access_api.services.webhooks import webhook_dispatcher
 from access_api.state import AppState
 from access_api.use_cases import Work, members
 from tests.conftest import settings_for
@@ -51,6 +52,7 @@ async def state(backend: tuple[str, str], connection: AsyncConnection) -> AsyncI
         clock=clock,
         cursors=Cursors(keyring),
         dispatcher=dispatcher,
+        webhooks=webhook_dispatcher(dispatcher, database, keyring, clock, settings),
     )
     await dispatcher.close()
 

@@ -70,6 +70,8 @@ async def api_key(work: Work, token: str) -> Authenticated:
             credential=ActorKind.API_KEY,
             credential_id=key.id,
             root_id=key.root_id,
+            permission_limit=key.permissions,
+            tenant_limit=key.tenant_ids,
             ip=work.ip,
         ),
         expires_at=key.expires_at,

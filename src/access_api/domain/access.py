@@ -43,6 +43,7 @@ class Caller:
     credential_id: UUID
     root_id: UUID | None = None
     permission_limit: frozenset[str] | None = None
+    tenant_limit: frozenset[UUID] | None = None
     ip: str | None = None
 
     @property
@@ -217,6 +218,13 @@ def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
     return Scope(caller=caller, tenant=tenant, standing=held_standing)
 
 
+def ensure_within_limit(caller: Caller, chain: Sequence[UUID]) -> None:
+    """A credential scoped to some tenants works in those and below them only; elsewhere the
+    tenant is out of its reach (absent, not forbidden)."""
+    if caller.tenant_limit is not None and not caller.tenant_limit.intersection(chain):
+        raise NotFound()
+
+
 def require(scope: Scope, permission: str) -> None:
     if permission not in scope.permissions:
         raise Forbidden(f"this action needs the {permission} permission on {scope.tenant.name}")
@@ -233,6 +241,7 @@ class GrantRequest:
     tenant_id: UUID
     roles: tuple[str, ...]
     include_descendants: bool
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -305,6 +314,7 @@ def plan_grants(
     the tree keeps at least one admin on its root. Refused items are named by user id, or by
     tenant id when one user's grants are set (item="tenant")."""
     _check_request_shape(requests)
+    _check_expiry(requests, context.now)
     errors: list[ItemError] = []
     changes: list[GrantChange] = []
     requested = {(r.user_id, r.tenant_id) for r in requests}
@@ -355,6 +365,17 @@ def _check_request_shape(requests: Sequence[GrantRequest]) -> None:
         raise ValidationFailed(problems)
 
 
+def _check_expiry(requests: Sequence[GrantRequest], now: datetime) -> None:
+    """Time-limited access ends in the future: a grant that expired already is a mistake."""
+    problems = [
+        FieldError(f"items.{index}.expires_at", "in_the_past", "must be in the future")
+        for index, request in enumerate(requests)
+        if request.expires_at is not None and request.expires_at <= now
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
     if request.user_id == context.caller.user_id:
         raise CannotChangeOwnAccess()
@@ -372,6 +393,7 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
             tenant_id=request.tenant_id,
             roles=frozenset(request.roles),
             include_descendants=request.include_descendants,
+            expires_at=request.expires_at,
         )
         if request.roles
         else None
@@ -386,7 +408,8 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
     if before == after or (
         before is not None
         and after is not None
-        and (before.roles, before.include_descendants) == (after.roles, after.include_descendants)
+        and (before.roles, before.include_descendants, before.expires_at)
+        == (after.roles, after.include_descendants, after.expires_at)
     ):
         return None
     return GrantChange(before=before, after=after)
@@ -424,7 +447,21 @@ def grant_changes(change: GrantChange) -> Changes:
             "before": before.include_descendants if before else None,
             "after": after.include_descendants if after else None,
         },
+        **(
+            {
+                "expires_at": {
+                    "before": _iso(before.expires_at if before else None),
+                    "after": _iso(after.expires_at if after else None),
+                }
+            }
+            if (before and before.expires_at) or (after and after.expires_at)
+            else {}
+        ),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def root_admins_after(
@@ -435,7 +472,12 @@ def root_admins_after(
         if change.tenant_id != root_id:
             continue
         had = change.before is not None and ADMIN_ROLE in change.before.roles
-        has = change.after is not None and ADMIN_ROLE in change.after.roles
+        # An admin grant that will expire does not keep the tree administrable.
+        has = (
+            change.after is not None
+            and ADMIN_ROLE in change.after.roles
+            and change.after.expires_at is None
+        )
         if had and not has:
             remaining.discard(change.user_id)
         elif has:

@@ -6,12 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from access_api.domain.access import Scope, require
+from access_api.domain.access import Caller, Scope, require
 from access_api.domain.audit import Changes
 from access_api.domain.errors import (
     ApiKeyExpired,
     FieldError,
     NotFound,
+    PrivilegeEscalation,
     Unauthenticated,
     ValidationFailed,
 )
@@ -38,6 +39,8 @@ class ApiKey:
     last_used_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    permissions: frozenset[str] | None = None
+    tenant_ids: frozenset[UUID] | None = None
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -134,3 +137,75 @@ def revoked_changes(key: ApiKey) -> Changes:
             "after": key.revoked_at.isoformat() if key.revoked_at else None,
         }
     }
+
+
+def scoped(
+    key: ApiKey,
+    *,
+    caller: Caller,
+    caller_permissions: frozenset[str],
+    permissions: list[str] | None,
+    tenant_ids: list[UUID] | None,
+    reachable: frozenset[UUID],
+) -> ApiKey:
+    """A key may be narrowed: to some permissions (only ones the caller holds here: a key
+    cannot carry what its maker lacks) and to some tenants (at or below the context). At use
+    it can do no more than both its scope and its user's current roles allow. A scoped key
+    making a key passes on its own scope when none is asked for: no key ever makes a wider
+    one."""
+    if permissions is None and caller.permission_limit is not None:
+        permissions = sorted(caller.permission_limit)
+    if tenant_ids is None and caller.tenant_limit is not None:
+        tenant_ids = sorted(caller.tenant_limit)
+        reachable = reachable | caller.tenant_limit
+    problems: list[FieldError] = []
+    wanted = None if permissions is None else frozenset(permissions)
+    if wanted is not None:
+        unknown = sorted(wanted - frozenset(Permission))
+        if unknown:
+            problems.append(
+                FieldError("permissions", "unknown_permission", f"not in the catalog: {unknown}")
+            )
+        elif not wanted:
+            problems.append(FieldError("permissions", "empty", "name at least one permission"))
+    places = None if tenant_ids is None else frozenset(tenant_ids)
+    if places is not None and not places:
+        problems.append(FieldError("tenant_ids", "empty", "name at least one tenant"))
+    if problems:
+        raise ValidationFailed(problems)
+    if wanted is not None and not wanted <= caller_permissions:
+        missing = ", ".join(sorted(wanted - caller_permissions))
+        raise PrivilegeEscalation(f"you would give the key permissions you do not hold: {missing}")
+    if places is not None and not places <= reachable:
+        raise NotFound(f"no account {', '.join(sorted(map(str, places - reachable)))} here")
+    scoped_key = replace(key, permissions=wanted, tenant_ids=places)
+    ensure_no_wider(caller, scoped_key)
+    return scoped_key
+
+
+def ensure_no_wider(caller: Caller, key: ApiKey) -> None:
+    """A scoped key cannot make or re-key a key that could do more than itself."""
+    limit = caller.permission_limit
+    if limit is not None and (key.permissions is None or not key.permissions <= limit):
+        raise PrivilegeEscalation("a scoped key cannot make or regenerate a wider key")
+    places = caller.tenant_limit
+    if places is not None and (key.tenant_ids is None or not key.tenant_ids <= places):
+        raise PrivilegeEscalation("a key scoped to some accounts cannot reach beyond them")
+
+
+def scope_changes(before: ApiKey | None, after: ApiKey) -> Changes:
+    """A key's scope in the audit trail (only when it has one or it changed)."""
+    changes: Changes = {}
+    old_permissions = before.permissions if before else None
+    old_tenants = before.tenant_ids if before else None
+    if after.permissions != old_permissions:
+        changes["permissions"] = {
+            "before": sorted(old_permissions) if old_permissions is not None else None,
+            "after": sorted(after.permissions) if after.permissions is not None else None,
+        }
+    if after.tenant_ids != old_tenants:
+        changes["tenant_ids"] = {
+            "before": sorted(map(str, old_tenants)) if old_tenants is not None else None,
+            "after": sorted(map(str, after.tenant_ids)) if after.tenant_ids is not None else None,
+        }
+    return changes

@@ -84,6 +84,11 @@ class Action(StrEnum):
     USER_PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an action name
     USER_UPDATED = "user.updated"
     USERS_EXPORTED = "users.exported"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 - an action name
+    WEBHOOK_UPDATED = "webhook.updated"
 
     @property
     def target_type(self) -> str:

@@ -63,6 +63,7 @@ class Offer:
     tenant_id: UUID
     roles: frozenset[str]
     include_descendants: bool
+    expires_at: datetime | None = None  # time-limited access: the grant ends then
 
     def as_grant(self, user_id: UUID = _INVITEE) -> Grant:
         return Grant(
@@ -70,6 +71,7 @@ class Offer:
             tenant_id=self.tenant_id,
             roles=self.roles,
             include_descendants=self.include_descendants,
+            expires_at=self.expires_at,
         )
 
 
@@ -186,10 +188,16 @@ class OfferContext:
     roles: Mapping[str, Role]
 
 
-def check_offer_shape(offers: Sequence[Offer], field: str = "authorizations") -> None:
+def check_offer_shape(
+    offers: Sequence[Offer], field: str = "authorizations", now: datetime | None = None
+) -> None:
     """An offer names each tenant once and at least one role there: an invitation to no
-    access would make a user who can do nothing."""
-    problems: list[FieldError] = []
+    access would make a user who can do nothing. Time-limited access ends in the future."""
+    problems: list[FieldError] = [
+        FieldError(f"{field}.{index}.expires_at", "in_the_past", "must be in the future")
+        for index, offer in enumerate(offers)
+        if now is not None and offer.expires_at is not None and offer.expires_at <= now
+    ]
     if not offers:
         problems.append(FieldError(field, "too_short", "offer at least one authorization"))
     seen: set[UUID] = set()
@@ -298,7 +306,7 @@ def plan_invitations(
     pending invitation that has expired is closed so a new one can take its place. All
     refusals are reported together, by email or tenant id, and nothing happens (atomic)."""
     check_emails(emails)
-    check_offer_shape(offers)
+    check_offer_shape(offers, now=now)
     errors = judge_offers(offers, context)
     own = email_key(context.caller.email)
     invite: list[str] = []
@@ -342,18 +350,31 @@ def union_changes(
 ) -> list[GrantChange]:
     """Offered roles are added to what the user holds on each tenant, never replacing it; an
     offer reaching below its tenant widens the grant, a narrower one does not narrow it. An
-    invitation offers lasting access, so the resulting grant has no end date; a grant that
-    had already ended counts as none."""
+    offer gives lasting access unless it carries an expiry; an offer with one gives
+    time-limited access, and the grant it widens ends at the earlier of the two ends (a
+    temporary offer never makes access lasting); a grant that had already ended counts as
+    none, and an offer of nothing new leaves a grant as it is."""
     changes: list[GrantChange] = []
     for offer in offers:
         before = current.get((user_id, offer.tenant_id))
         live = before if before is not None and before.live(now) else None
+        if (
+            live is not None
+            and offer.roles <= live.roles
+            and (live.include_descendants or not offer.include_descendants)
+        ):
+            continue  # nothing new offered: what they hold stays as it is, end date included
         after = Grant(
             user_id=user_id,
             tenant_id=offer.tenant_id,
             roles=offer.roles | (live.roles if live else frozenset()),
             include_descendants=offer.include_descendants
             or (live.include_descendants if live else False),
+            expires_at=(
+                offer.expires_at
+                if offer.expires_at is None or live is None
+                else _earlier(offer.expires_at, live.expires_at)
+            ),
         )
         if before is not None and (
             before.roles,
@@ -363,6 +384,11 @@ def union_changes(
             continue
         changes.append(GrantChange(before=before, after=after))
     return changes
+
+
+def _earlier(one: datetime, other: datetime | None) -> datetime:
+    """The earlier of two ends (None: never)."""
+    return one if other is None else min(one, other)
 
 
 # --- editing, resending, revoking ---------------------------------------------------------
@@ -378,6 +404,7 @@ def _plain_offers(offers: Sequence[Offer]) -> list[dict[str, object]]:
             "tenant_id": str(offer.tenant_id),
             "roles": sorted(offer.roles),
             "include_descendants": offer.include_descendants,
+            **({"expires_at": offer.expires_at.isoformat()} if offer.expires_at else {}),
         }
         for offer in _sorted(offers)
     ]
@@ -409,7 +436,7 @@ def edit(
         )
     if invitation.status_at(now) is not InvitationStatus.PENDING:
         raise InvitationNotPending()
-    check_offer_shape(offers)
+    check_offer_shape(offers, now=now)
     raise_if_any(judge_offers(offers, context, before={o.tenant_id: o for o in invitation.offers}))
     after = _sorted(offers)
     if after == invitation.offers:

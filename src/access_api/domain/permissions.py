@@ -23,6 +23,7 @@ class Permission(StrEnum):
     ROLES_WRITE = "roles.write"
     AUDIT_READ = "audit.read"
     SSO_MANAGE = "sso.manage"
+    WEBHOOKS_MANAGE = "webhooks.manage"
     POLICIES_WRITE = "policies.write"
     SESSIONS_MANAGE = "sessions.manage"
 
@@ -45,6 +46,7 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.ROLES_WRITE: "Create, edit and delete custom roles",
     Permission.AUDIT_READ: "Read the audit trail",
     Permission.SSO_MANAGE: "Configure single sign-on (OpenID Connect) and SCIM provisioning",
+    Permission.WEBHOOKS_MANAGE: "Subscribe webhook endpoints to events and see their deliveries",
     Permission.POLICIES_WRITE: "Set the account's security policy",
     Permission.SESSIONS_MANAGE: "See and end users' login sessions",
 }

@@ -33,7 +33,18 @@ def to_api_key(row: Row[Any] | Any) -> ApiKey:
         last_used_at=row.last_used_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        permissions=frozenset(row.permissions) if row.permissions is not None else None,
+        tenant_ids=(
+            frozenset(UUID(t) for t in row.tenant_ids) if row.tenant_ids is not None else None
+        ),
     )
+
+
+def _scope_values(key: ApiKey) -> dict[str, Any]:
+    return {
+        "permissions": sorted(key.permissions) if key.permissions is not None else None,
+        "tenant_ids": sorted(map(str, key.tenant_ids)) if key.tenant_ids is not None else None,
+    }
 
 
 # Built once: this runs on every request made with a key.
@@ -68,6 +79,7 @@ class ApiKeyRepository:
                 last_used_at=key.last_used_at,
                 expires_at=key.expires_at,
                 revoked_at=key.revoked_at,
+                **_scope_values(key),
             )
         )
 
@@ -145,7 +157,7 @@ class ApiKeyRepository:
                 api_keys.c.secret_hash == old_digest,
                 api_keys.c.revoked_at.is_(None),
             )
-            .values(secret_hash=new_digest, prefix=key.prefix)
+            .values(secret_hash=new_digest, prefix=key.prefix, **_scope_values(key))
         )
         return bool(getattr(result, "rowcount", 0))
 

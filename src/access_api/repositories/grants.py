@@ -361,7 +361,8 @@ class GrantRepository:
             .where(
                 authorizations.c.tenant_id == root_id,
                 roles.c.key == ADMIN_ROLE,
-                live(now),
+                # The last-admin rule counts only admins who stay: not grants that expire.
+                authorizations.c.expires_at.is_(None),
             )
         )
         return frozenset(rows.scalars())

@@ -78,6 +78,7 @@ class InvitationRepository:
                 invitation_grants.c.invitation_id,
                 invitation_grants.c.tenant_id,
                 invitation_grants.c.include_descendants,
+                invitation_grants.c.expires_at,
                 roles.c.key,
             )
             .join(
@@ -88,10 +89,12 @@ class InvitationRepository:
         )
         keys: dict[tuple[UUID, UUID], set[str]] = defaultdict(set)
         include: dict[tuple[UUID, UUID], bool] = {}
+        ends: dict[tuple[UUID, UUID], datetime | None] = {}
         for row in rows:
             pair = (row.invitation_id, row.tenant_id)
             keys[pair].add(row.key)
             include[pair] = row.include_descendants
+            ends[pair] = row.expires_at
         for (invitation_id, tenant_id), role_keys in sorted(
             keys.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
         ):
@@ -100,6 +103,7 @@ class InvitationRepository:
                     tenant_id=tenant_id,
                     roles=frozenset(role_keys),
                     include_descendants=include[(invitation_id, tenant_id)],
+                    expires_at=ends[(invitation_id, tenant_id)],
                 )
             )
         return found
@@ -269,6 +273,7 @@ class InvitationRepository:
                         "invitation_id": invitation.id,
                         "tenant_id": offer.tenant_id,
                         "include_descendants": offer.include_descendants,
+                        "expires_at": offer.expires_at,
                     }
                 )
                 role_rows += [

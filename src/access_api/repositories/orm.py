@@ -290,6 +290,7 @@ invitation_grants = sa.Table(
     ),
     sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("include_descendants", sa.Boolean(), nullable=False),
+    sa.Column("expires_at", Timestamp(), nullable=True),  # the offered grant's end, if any
     sa.UniqueConstraint("invitation_id", "tenant_id"),
     sa.Index("ix_invitation_grants_tenant_id", "tenant_id"),
 )
@@ -331,9 +332,12 @@ outbox = sa.Table(
     sa.Column("last_attempt_at", Timestamp(), nullable=True),
     sa.Column("sent_at", Timestamp(), nullable=True),
     sa.Column("failed_at", Timestamp(), nullable=True),
-    # Only undelivered mail is ever looked for: the index stays as small as the queue.
+    # Which dispatcher delivers it: "mail" (SMTP) or "webhook" (HTTP POST).
+    sa.Column("channel", sa.String(16), nullable=False, server_default="mail"),
+    # Only undelivered messages are ever looked for: the index stays as small as the queue.
     sa.Index(
-        "ix_outbox_available_at_id_unsent",
+        "ix_outbox_channel_available_at_id_unsent",
+        "channel",
         "available_at",
         "id",
         postgresql_where=_UNSENT,
@@ -357,6 +361,10 @@ api_keys = sa.Table(
     sa.Column("last_used_at", Timestamp(), nullable=True),
     sa.Column("expires_at", Timestamp(), nullable=True),
     sa.Column("revoked_at", Timestamp(), nullable=True),
+    # A scoped key: no more than these permissions, only in these tenants and below (null:
+    # its user's every permission, everywhere in the tree).
+    sa.Column("permissions", JSONType, nullable=True),
+    sa.Column("tenant_ids", JSONType, nullable=True),
     sa.Index("ix_api_keys_user_id_root_id_created_at_id", "user_id", "root_id", "created_at", "id"),
     sa.Index("ix_api_keys_user_id_root_id_name_id", "user_id", "root_id", "name", "id"),
 )
@@ -433,6 +441,47 @@ email_codes = sa.Table(
     sa.Column("expires_at", Timestamp(), nullable=False),
     sa.Column("used_at", Timestamp(), nullable=True),
     sa.Index("ix_email_codes_user_id_created_at", "user_id", "created_at"),
+)
+
+# --- webhooks -----------------------------------------------------------------------------
+
+# An HTTP endpoint subscribed to audit actions of its tenant and every tenant below. The
+# signing secret is needed in clear to sign, so it is sealed (not hashed).
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("root_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("event_types", JSONType, nullable=False),
+    sa.Column("secret", sa.LargeBinary(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    _created(),
+    _updated(),
+    sa.Column("failing_since", Timestamp(), nullable=True),
+    sa.Column("disabled_at", Timestamp(), nullable=True),
+    sa.Column("deleted_at", Timestamp(), nullable=True),
+    sa.CheckConstraint("status IN ('enabled', 'disabled')", name="status"),
+    sa.Index("ix_webhook_endpoints_tenant_id_created_at_id", "tenant_id", "created_at", "id"),
+)
+
+# One try at delivering one message to one endpoint: what the receiver answered, how fast.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("endpoint_id", sa.Uuid(), sa.ForeignKey("webhook_endpoints.id"), nullable=False),
+    sa.Column("message_id", sa.String(255), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("at", Timestamp(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("latency_ms", sa.Integer(), nullable=False),
+    sa.Column("succeeded", sa.Boolean(), nullable=False),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Index("ix_webhook_attempts_endpoint_id_at_id", "endpoint_id", "at", "id"),
 )
 
 # Security policy per tenant (SPEC §5.2): one row per tenant that sets anything; NULL inherits.

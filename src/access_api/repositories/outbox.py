@@ -1,4 +1,5 @@
-"""The mail outbox: written with the change it announces, claimed by dispatchers with a lease."""
+"""The outbox: messages written with the change they announce, claimed by dispatchers with a
+lease. One table and one claiming code serve every channel: mail (SMTP) and webhooks (HTTP)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from access_api.repositories.dialect import is_postgresql
 from access_api.repositories.orm import outbox
 
 LAST_ERROR_MAX_LENGTH = 500
+MAIL = "mail"
+WEBHOOK = "webhook"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +30,7 @@ class QueuedMail:
     payload: bytes
     message_id: str
     created_at: datetime
+    channel: str = MAIL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +44,13 @@ class ClaimedMail:
     created_at: datetime
     attempts: int
     lease_until: datetime
+    channel: str = MAIL
+
+
+# The same rows serve every channel: a webhook's recipient is its endpoint, its subject the
+# event type, its message_id the `webhook-id`.
+QueuedMessage = QueuedMail
+ClaimedMessage = ClaimedMail
 
 
 class OutboxRepository:
@@ -69,12 +80,15 @@ class OutboxRepository:
                     "last_attempt_at": None,
                     "sent_at": None,
                     "failed_at": None,
+                    "channel": message.channel,
                 }
                 for message in messages
             ],
         )
 
-    async def claim(self, now: datetime, lease_until: datetime) -> ClaimedMail | None:
+    async def claim(
+        self, now: datetime, lease_until: datetime, channel: str = MAIL
+    ) -> ClaimedMail | None:
         """Take the next due message for a while (the lease). Several dispatchers share the
         outbox: on PostgreSQL a row another one is claiming is skipped, not waited for; SQLite
         has one writer at a time, so a plain select is enough there. A lease that ran out (its
@@ -83,12 +97,13 @@ class OutboxRepository:
         due = (
             sa.select(outbox.c.id)
             .where(
+                outbox.c.channel == channel,
                 outbox.c.sent_at.is_(None),
                 outbox.c.failed_at.is_(None),
                 outbox.c.available_at <= now,
                 sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
             )
-            .order_by(outbox.c.available_at, outbox.c.id)
+            .order_by(outbox.c.channel, outbox.c.available_at, outbox.c.id)
             .limit(1)
         )
         if is_postgresql(self.session):
@@ -146,4 +161,5 @@ def _claimed(row: Any) -> ClaimedMail:
         created_at=row.created_at,
         attempts=row.attempts,
         lease_until=row.lease_until,
+        channel=row.channel,
     )

@@ -28,7 +28,7 @@ from access_api.routers.common import (
     split_sort,
 )
 from access_api.use_cases import api_keys
-from access_api.use_cases.api_keys import KeyWithSecret
+from access_api.use_cases.api_keys import KeyScope, KeyWithSecret
 
 router = api_router(prefix="/v1/tenants", tags=["api keys"], responses=SCOPED_PROBLEMS)
 
@@ -54,6 +54,12 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(description="Updated at most once a minute")
     expires_at: datetime | None
     revoked_at: datetime | None
+    permissions: list[str] | None = Field(
+        default=None, description="The most this key may do (null: all its user may)"
+    )
+    tenant_ids: list[UUID] | None = Field(
+        default=None, description="Where it works: these accounts and below (null: everywhere)"
+    )
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
@@ -66,6 +72,8 @@ class ApiKeyOut(BaseModel):
             last_used_at=key.last_used_at,
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
+            permissions=sorted(key.permissions) if key.permissions is not None else None,
+            tenant_ids=sorted(key.tenant_ids) if key.tenant_ids is not None else None,
         )
 
 
@@ -79,7 +87,27 @@ class ApiKeySecret(ApiKeyOut):
         return cls(**ApiKeyOut.of(made.key).model_dump(), key=made.secret)
 
 
-class ApiKeyCreate(Body):
+class ApiKeyScope(Body):
+    permissions: list[str] | None = Field(
+        default=None,
+        max_length=64,
+        description="Narrow the key to these permissions (ones you hold here); null: all "
+        "its user's",
+    )
+    tenant_ids: list[UUID] | None = Field(
+        default=None,
+        max_length=100,
+        description="Narrow the key to these accounts and below (at or below this one)",
+    )
+
+    def wanted(self) -> KeyScope | None:
+        """The scope asked for; None when the request names none (regenerate keeps it)."""
+        if not self.model_fields_set:
+            return None
+        return KeyScope(permissions=self.permissions, tenant_ids=self.tenant_ids)
+
+
+class ApiKeyCreate(ApiKeyScope):
     name: str | None = Field(default=None, max_length=key_rules.NAME_MAX_LENGTH)
     expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working; none: until revoked"
@@ -122,24 +150,35 @@ async def list_api_keys(
     "/{tenant_id}/users/{user_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
     summary="Generate an API key (the secret is in this answer, and only here)",
-    responses=problem_responses(*PERSON_PROBLEMS),
+    responses=problem_responses(*PERSON_PROBLEMS, e.PrivilegeEscalation),
 )
 async def generate_api_key(
     body: ApiKeyCreate, user_id: UserId, scope: Acting, work: Work
 ) -> ApiKeySecret:
-    made = await api_keys.generate(work, scope, user_id, name=body.name, expires_at=body.expires_at)
+    made = await api_keys.generate(
+        work,
+        scope,
+        user_id,
+        name=body.name,
+        expires_at=body.expires_at,
+        scope_of_key=KeyScope(permissions=body.permissions, tenant_ids=body.tenant_ids),
+    )
     return ApiKeySecret.of_new(made)
 
 
 @router.post(
     "/{tenant_id}/users/{user_id}/api-keys/{key_id}/regenerate",
     summary="Give a key a new secret; the old one stops working at once",
-    responses=problem_responses(*PERSON_PROBLEMS, e.ApiKeyExpired, e.Conflict),
+    responses=problem_responses(
+        *PERSON_PROBLEMS, e.ApiKeyExpired, e.Conflict, e.PrivilegeEscalation
+    ),
 )
 async def regenerate_api_key(
-    user_id: UserId, key_id: KeyId, scope: Acting, work: Work
+    user_id: UserId, key_id: KeyId, scope: Acting, work: Work, body: ApiKeyScope | None = None
 ) -> ApiKeySecret:
-    return ApiKeySecret.of_new(await api_keys.regenerate(work, scope, user_id, key_id))
+    rescoped = body.wanted() if body is not None else None
+    made = await api_keys.regenerate(work, scope, user_id, key_id, scope_of_key=rescoped)
+    return ApiKeySecret.of_new(made)
 
 
 @router.delete(

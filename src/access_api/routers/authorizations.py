@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from access_api.dependencies import State, Work, requires
 from access_api.domain import access
@@ -102,12 +102,18 @@ class TenantGrantItem(Body):
         max_length=access.MAX_ROLES_PER_GRANT, description="[] removes all access here"
     )
     include_descendants: bool = False
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When this grant stops counting (future only); null: never"
+    )
 
 
 class UserGrantItem(Body):
     tenant_id: UUID
     roles: list[str] = Field(max_length=access.MAX_ROLES_PER_GRANT)
     include_descendants: bool = False
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When this grant stops counting (future only); null: never"
+    )
 
 
 class TenantGrantsBody(Body):
@@ -120,6 +126,7 @@ class TenantGrantsBody(Body):
                 tenant_id=tenant_id,
                 roles=tuple(item.roles),
                 include_descendants=item.include_descendants,
+                expires_at=item.expires_at,
             )
             for item in self.items
         ]
@@ -139,6 +146,7 @@ class UserGrantsBody(Body):
                 tenant_id=item.tenant_id,
                 roles=tuple(item.roles),
                 include_descendants=item.include_descendants,
+                expires_at=item.expires_at,
             )
             for item in self.items
         ]

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from access_api.dependencies import State, Work, requires
 from access_api.domain import access, invitations, users
@@ -52,6 +52,9 @@ class OfferIn(Body):
     include_descendants: bool = Field(
         default=False, description="Also every account below it, present and future"
     )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The granted access ends then (future only); null: lasting"
+    )
 
     @staticmethod
     def wanted(items: list[OfferIn]) -> list[Wanted]:
@@ -60,6 +63,7 @@ class OfferIn(Body):
                 tenant_id=item.tenant_id,
                 roles=tuple(item.roles),
                 include_descendants=item.include_descendants,
+                expires_at=item.expires_at,
             )
             for item in items
         ]
@@ -86,6 +90,7 @@ class OfferOut(BaseModel):
     tenant_id: UUID
     roles: list[str]
     include_descendants: bool
+    expires_at: datetime | None = None
 
 
 class InvitationOut(BaseModel):
@@ -116,6 +121,7 @@ class InvitationOut(BaseModel):
                     tenant_id=offer.tenant_id,
                     roles=sorted(offer.roles),
                     include_descendants=offer.include_descendants,
+                    expires_at=offer.expires_at,
                 )
                 for offer in invitation.offers
             ],

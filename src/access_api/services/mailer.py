@@ -24,18 +24,24 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from access_api.db import Database
-from access_api.domain.mail import Mail, retry_delay
+from access_api.domain.mail import Mail
 from access_api.ids import new_id
-from access_api.repositories.outbox import ClaimedMail, OutboxRepository, QueuedMail
+from access_api.repositories.outbox import MAIL, ClaimedMail, QueuedMail
 from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring, SealBroken
+from access_api.services.outbox import (
+    Delivery,
+    DeliveryFailed,
+    OutboxDispatcher,
+    Pacing,
+    stop_in_time,
+)
 from access_api.settings import Settings
 
 log = logging.getLogger("access_api.mail")
 
 SEAL_PURPOSE = "outbox"
-STOP_GRACE_SECONDS = 10.0
-_MARK_RETRIES = 5
+__all__ = ["Delivery", "Dispatcher", "stop_in_time"]
 
 
 # --- writing to the outbox ----------------------------------------------------------------
@@ -227,14 +233,11 @@ def _send_timeout(settings: Settings) -> float:
 # --- the dispatcher -----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Delivery:
-    sent: int = 0
-    failed: int = 0
+class Dispatcher(OutboxDispatcher):
+    """Delivers the mail channel of the outbox over its transport (SMTP, or the console)."""
 
-
-class Dispatcher:
-    """Delivers the outbox: claim one due message, send it, record the outcome, repeat."""
+    channel = MAIL
+    log = log
 
     def __init__(
         self,
@@ -245,163 +248,60 @@ class Dispatcher:
         settings: Settings,
         transport: Transport | None = None,
     ) -> None:
-        self.database = database
+        super().__init__(
+            database=database,
+            clock=clock,
+            pacing=Pacing(
+                lease=timedelta(seconds=settings.mail_lease_seconds),
+                poll_seconds=settings.mail_poll_seconds,
+                retry_base=timedelta(seconds=settings.mail_retry_base_seconds),
+                retry_cap=timedelta(seconds=settings.mail_retry_max_seconds),
+                max_attempts=settings.mail_max_attempts,
+            ),
+        )
         self.transport = transport or transport_for(settings)
         self.letters = Letters(keyring, settings.public_url)
-        self._clock = clock
         self._sender = settings.smtp_from
-        self._lease = timedelta(seconds=settings.mail_lease_seconds)
         self._send_timeout = _send_timeout(settings)
-        self._poll_seconds = settings.mail_poll_seconds
-        self._retry_base = timedelta(seconds=settings.mail_retry_base_seconds)
-        self._retry_cap = timedelta(seconds=settings.mail_retry_max_seconds)
-        self._max_attempts = settings.mail_max_attempts
-        self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        """New mail was committed: deliver now rather than at the next poll."""
-        self._wake.set()
-
-    async def deliver_due(self, stop: asyncio.Event | None = None) -> Delivery:
-        """Deliver every message due now, one at a time, then close the connection."""
-        delivery = Delivery()
-        try:
-            while stop is None or not stop.is_set():
-                claimed = await self._claim()
-                if claimed is None:
-                    break
-                if await self._deliver(claimed):
-                    delivery.sent += 1
-                else:
-                    delivery.failed += 1
-        finally:
-            await self.transport.release()
-        return delivery
-
-    async def _claim(self) -> ClaimedMail | None:
-        now = self._clock.now()
-        async with self.database.session() as session:
-            claimed = await OutboxRepository(session).claim(now, now + self._lease)
-            await session.commit()
-        return claimed
-
-    async def _deliver(self, claimed: ClaimedMail) -> bool:
+    async def attempt(self, claimed: ClaimedMail) -> None:
         try:
             message = self.letters.message(claimed, self._sender)
         except (SealBroken, ValueError) as error:
             # Sealed under another key (a changed SECRET_KEY): no retry can read it.
-            await self._failed(claimed, error, permanent=True)
-            return False
-        try:
-            async with asyncio.timeout(self._send_timeout):
-                await self.transport.send(message)
-        except Exception as error:  # any failure of the send is recorded and retried
-            await self._failed(claimed, error, permanent=self.transport.is_permanent(error))
-            return False
-        await self._sent(claimed)
-        return True
+            raise DeliveryFailed(f"{type(error).__name__}: {error}", permanent=True) from error
+        async with asyncio.timeout(self._send_timeout):
+            await self.transport.send(message)
 
-    async def _sent(self, claimed: ClaimedMail) -> None:
-        """Record the delivery at once. The database may hiccup exactly now: a few quick
-        retries, within the lease, keep the message from being sent a second time."""
-        for attempt in range(1, _MARK_RETRIES + 1):
-            try:
-                async with self.database.session() as session:
-                    await OutboxRepository(session).mark_sent(claimed.id, self._clock.now())
-                    await session.commit()
-            except Exception:
-                if attempt == _MARK_RETRIES:
-                    raise
-                await asyncio.sleep(min(0.2 * 2**attempt, self._lease.total_seconds() / 10))
-            else:
-                done = "logged, not sent," if self.transport.name == "console" else "delivered"
-                log.info("mail %s %s to %s", claimed.message_id, done, claimed.recipient)
-                return
+    def is_permanent(self, error: BaseException) -> bool:
+        return super().is_permanent(error) or self.transport.is_permanent(error)
 
-    async def _failed(self, claimed: ClaimedMail, error: BaseException, *, permanent: bool) -> None:
-        now = self._clock.now()
-        give_up = permanent or claimed.attempts >= self._max_attempts
-        retry_at = (
-            None
-            if give_up
-            else now + retry_delay(claimed.attempts, self._retry_base, self._retry_cap)
-        )
-        reason = f"{type(error).__name__}: {error}".strip()
-        async with self.database.session() as session:
-            await OutboxRepository(session).mark_failed(claimed.id, reason, retry_at, now)
-            await session.commit()
-        if retry_at is None:
-            log.error(
-                "mail %s given up after %d attempt(s): %s",
-                claimed.message_id,
-                claimed.attempts,
-                reason,
-            )
-        else:
-            log.warning(
-                "mail %s failed (attempt %d), retry at %s: %s",
-                claimed.message_id,
-                claimed.attempts,
-                retry_at.isoformat(),
-                reason,
-            )
+    def delivered_as(self) -> str:
+        """Mail the console transport only logged was not delivered, and the log says so."""
+        return "logged, not sent," if self.transport.name == "console" else "delivered"
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until stopped: at once when woken, otherwise every poll interval (another
-        process's mail, retries that came due). A failing database slows it down, never ends
-        it."""
-        failures = 0
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                await self.deliver_due(stop)
-                failures = 0
-            except Exception:
-                failures += 1
-                log.warning("mail dispatch interrupted; retrying", exc_info=True)
-            delay = self._poll_seconds if not failures else min(2.0**failures, 60.0)
-            await self._idle(stop, delay)
-
-    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
-        if stop.is_set() or self._wake.is_set():
-            return
-        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-
-    async def close(self) -> None:
+    async def release(self) -> None:
         await self.transport.release()
 
 
-async def stop_in_time(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """Let the dispatcher finish the message in hand (so it is marked sent), then end it."""
-    stop.set()
-    try:
-        await asyncio.wait_for(task, timeout=STOP_GRACE_SECONDS)
-    except TimeoutError:
-        log.warning("mail dispatcher did not stop within %ss; cancelled", STOP_GRACE_SECONDS)
-
-
 async def run_worker(settings: Settings) -> None:
-    """`access-api worker`: the dispatcher alone, until SIGTERM or SIGINT."""
+    """`access-api worker`: the outbox dispatchers alone (mail and webhooks), until SIGTERM or
+    SIGINT."""
+    # Imported here: the webhook channel builds on this module (Letters for its notices).
+    from access_api.services.webhooks import webhook_dispatcher  # noqa: PLC0415
+
     database = Database.connect(settings)
-    dispatcher = Dispatcher(
-        database=database,
-        keyring=Keyring(settings.secret),
-        clock=SystemClock(),
-        settings=settings,
-    )
+    keyring = Keyring(settings.secret)
+    clock = SystemClock()
+    dispatcher = Dispatcher(database=database, keyring=keyring, clock=clock, settings=settings)
+    hooks = webhook_dispatcher(dispatcher, database, keyring, clock, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     log.info("mail worker started (%s transport)", dispatcher.transport.name)
     try:
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), hooks.run(stop))
     finally:
         await dispatcher.close()
         await database.dispose()

@@ -21,6 +21,25 @@ CREATED_FIELDS = ("user_id", "name", "prefix", "expires_at")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeyScope:
+    """What a key is narrowed to: permissions and tenants (None: not narrowed)."""
+
+    permissions: list[str] | None = None
+    tenant_ids: list[UUID] | None = None
+
+
+async def _scoped(work: Work, scope: Scope, key: ApiKey, wanted: KeyScope) -> ApiKey:
+    return api_keys.scoped(
+        key,
+        caller=scope.caller,
+        caller_permissions=scope.permissions,
+        permissions=wanted.permissions,
+        tenant_ids=wanted.tenant_ids,
+        reachable=await work.tenants.at_or_below(scope.tenant.id, wanted.tenant_ids or []),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KeyWithSecret:
     """A key and its secret, which is shown this once."""
 
@@ -59,8 +78,16 @@ async def list_live(
 
 
 async def generate(
-    work: Work, scope: Scope, user_id: UUID, *, name: str | None, expires_at: datetime | None
+    work: Work,
+    scope: Scope,
+    user_id: UUID,
+    *,
+    name: str | None,
+    expires_at: datetime | None,
+    scope_of_key: KeyScope | None = None,
 ) -> KeyWithSecret:
+    """A new key for a user; narrowed to some permissions and tenants when asked (or when
+    made by a scoped key, which passes its own scope on)."""
     user = await _owner(work, scope, user_id)
     secret = new_token(api_keys.PREFIX)
     key = api_keys.generate(
@@ -73,23 +100,35 @@ async def generate(
         created_by=scope.caller.user_id,
         now=work.now,
     )
+    key = await _scoped(work, scope, key, scope_of_key or KeyScope())
     await work.api_keys.insert(key, work.keyring.digest(secret))
     await work.record(
         scope.caller.actor,
         Action.API_KEY_CREATED,
         tenant=scope.tenant,
         target_id=key.id,
-        changes=created(key, CREATED_FIELDS),
+        changes=created(key, CREATED_FIELDS) | api_keys.scope_changes(None, key),
     )
     return KeyWithSecret(key=key, secret=secret)
 
 
-async def regenerate(work: Work, scope: Scope, user_id: UUID, key_id: UUID) -> KeyWithSecret:
-    """A new secret for a key; of parallel regenerations, one wins and the others learn it."""
+async def regenerate(
+    work: Work,
+    scope: Scope,
+    user_id: UUID,
+    key_id: UUID,
+    *,
+    scope_of_key: KeyScope | None = None,
+) -> KeyWithSecret:
+    """A new secret for a key, re-scoped when asked; of parallel regenerations, one wins and
+    the others learn it. A scoped key cannot re-key a wider one."""
     user = await _owner(work, scope, user_id)
     before, old_digest = await _key(work, scope, user, key_id)
     secret = new_token(api_keys.PREFIX)
     key = api_keys.regenerate(before, secret, work.now)
+    if scope_of_key is not None:
+        key = await _scoped(work, scope, key, scope_of_key)
+    api_keys.ensure_no_wider(scope.caller, key)
     if not await work.api_keys.replace_secret(
         key, old_digest=old_digest, new_digest=work.keyring.digest(secret)
     ):
@@ -99,7 +138,8 @@ async def regenerate(work: Work, scope: Scope, user_id: UUID, key_id: UUID) -> K
         Action.API_KEY_REGENERATED,
         tenant=scope.tenant,
         target_id=key.id,
-        changes={"prefix": {"before": before.prefix, "after": key.prefix}},
+        changes={"prefix": {"before": before.prefix, "after": key.prefix}}
+        | api_keys.scope_changes(before, key),
     )
     return KeyWithSecret(key=key, secret=secret)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from access_api.domain import access
@@ -23,6 +24,7 @@ class Wanted:
     tenant_id: UUID
     roles: tuple[str, ...]
     include_descendants: bool
+    expires_at: datetime | None = None  # time-limited access ends then
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +65,7 @@ async def set_on_tenant(
             tenant_id=tenant.id,
             roles=item.roles,
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in wanted
     ]
@@ -124,6 +127,7 @@ async def set_for_user(
             tenant_id=item.tenant_id,
             roles=item.roles,
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in wanted
     ]

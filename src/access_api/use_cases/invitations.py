@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -44,6 +45,7 @@ class Wanted:
     tenant_id: UUID | None
     roles: tuple[str, ...]
     include_descendants: bool
+    expires_at: datetime | None = None  # the offered access ends then
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +101,7 @@ def _offers(wanted: Sequence[Wanted], scope: Scope) -> list[Offer]:
             tenant_id=item.tenant_id or scope.tenant.id,
             roles=frozenset(item.roles),
             include_descendants=item.include_descendants,
+            expires_at=item.expires_at,
         )
         for item in wanted
     ]

@@ -47,11 +47,12 @@ async def who_am_i(work: Work, caller: Caller) -> Profile:
     user = await _user(work, caller)
     reachable = []
     second_factor = policies.has_second_factor(user.two_factor)
-    for tenant, disabled, held, roles, chain in await work.grants.reachable(
-        caller.user_id, caller.root_id
-    ):
+    found = await work.grants.reachable(caller.user_id, caller.root_id)
+    limit = caller.tenant_limit  # a key scoped to some tenants: those and below only
+    above = await work.tenants.chains(t.id for t, *_ in found) if limit is not None else {}
+    for tenant, disabled, held, roles, chain in found:
         standing = access.standing(held, roles, work.now, caller.permission_limit)
-        if standing.reached:
+        if standing.reached and (limit is None or limit.intersection(above.get(tenant.id, ()))):
             reachable.append(
                 Reachable(
                     tenant=tenant,

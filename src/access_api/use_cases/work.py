@@ -39,6 +39,8 @@ from access_api.repositories.sso import SsoRepository
 from access_api.repositories.tenants import TenantRepository
 from access_api.repositories.two_factor import TwoFactorRepository
 from access_api.repositories.users import UserRepository
+from access_api.repositories.webhooks import WebhookRepository
+from access_api.services import webhooks
 from access_api.services.keyring import Keyring
 from access_api.services.passwords import Passwords
 from access_api.services.second_factor import SecondFactor
@@ -155,6 +157,10 @@ class Work:
         return ScimRepository(self.session)
 
     @cached_property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self.session)
+
+    @cached_property
     def policies(self) -> PolicyRepository:
         return PolicyRepository(self.session)
 
@@ -210,6 +216,8 @@ class Work:
         """The caller acting in a tenant's context: reach, then status, then permission."""
         facts = await self.grants.scope_facts(caller, tenant_id, self.now)
         resolved = access.resolve_scope(caller, facts, self.now)
+        if caller.tenant_limit is not None:  # a key scoped to some tenants and below
+            access.ensure_within_limit(caller, await self.tenants.chain(tenant_id))
         if permission is not None:
             access.require(resolved, permission)
         return resolved
@@ -273,6 +281,8 @@ class Work:
         if events:
             await self.audit.record(events)
             self.events.extend(events)
+            if await webhooks.enqueue(self.webhooks, self.outbox, events):
+                self.after_commit(self.state.webhooks.wake)
 
     async def send(self, mails: Iterable[QueuedMail]) -> None:
         """Queue mail in the outbox (same transaction) and wake the dispatcher after commit."""

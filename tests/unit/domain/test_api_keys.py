@@ -16,6 +16,7 @@ from access_api.domain.errors import (
     ApiKeyExpired,
     Forbidden,
     NotFound,
+    PrivilegeEscalation,
     Unauthenticated,
     ValidationFailed,
 )
@@ -139,3 +140,73 @@ class TestWhoManagesKeys:
             api_keys.ensure_can_manage_keys(scope_of(uuid4(), frozenset()), uuid4())
         allowed = scope_of(uuid4(), frozenset({Permission.API_KEYS_MANAGE.value}))
         api_keys.ensure_can_manage_keys(allowed, uuid4())
+
+
+class TestScopes:
+    """A key narrowed to some permissions and tenants: never beyond its maker."""
+
+    def caller(self, **limits: Any) -> Caller:
+        return Caller(
+            user_id=uuid4(),
+            email="a@example.com",
+            credential=ActorKind.API_KEY if limits else ActorKind.SESSION,
+            credential_id=uuid4(),
+            **limits,
+        )
+
+    def test_narrowed_to_permissions_the_maker_holds_and_tenants_in_reach(self) -> None:
+        here = uuid4()
+        scoped = api_keys.scoped(
+            key(),
+            caller=self.caller(),
+            caller_permissions=frozenset({"users.read", "users.write"}),
+            permissions=["users.read"],
+            tenant_ids=[here],
+            reachable=frozenset({here}),
+        )
+        assert (scoped.permissions, scoped.tenant_ids) == (
+            frozenset({"users.read"}),
+            frozenset({here}),
+        )
+
+    def test_more_than_the_maker_holds_is_privilege_escalation(self) -> None:
+        with pytest.raises(PrivilegeEscalation):
+            api_keys.scoped(
+                key(),
+                caller=self.caller(),
+                caller_permissions=frozenset({"users.read"}),
+                permissions=["users.delete"],
+                tenant_ids=None,
+                reachable=frozenset(),
+            )
+
+    def test_a_tenant_out_of_reach_is_absent(self) -> None:
+        with pytest.raises(NotFound):
+            api_keys.scoped(
+                key(),
+                caller=self.caller(),
+                caller_permissions=frozenset(),
+                permissions=None,
+                tenant_ids=[uuid4()],
+                reachable=frozenset(),
+            )
+
+    def test_a_scoped_maker_passes_its_scope_on_and_never_widens(self) -> None:
+        place = uuid4()
+        maker = self.caller(
+            permission_limit=frozenset({"users.read"}), tenant_limit=frozenset({place})
+        )
+        inherited = api_keys.scoped(
+            key(),
+            caller=maker,
+            caller_permissions=frozenset({"users.read"}),
+            permissions=None,
+            tenant_ids=None,
+            reachable=frozenset(),
+        )
+        assert (inherited.permissions, inherited.tenant_ids) == (
+            frozenset({"users.read"}),
+            frozenset({place}),
+        )
+        with pytest.raises(PrivilegeEscalation):
+            api_keys.ensure_no_wider(maker, key())
