@@ -305,6 +305,9 @@ def plan_grants(
     the tree keeps at least one admin on its root. Refused items are named by user id, or by
     tenant id when one user's grants are set (item="tenant")."""
     _check_request_shape(requests)
+    ensure_known_roles(
+        [(f"items.{index}.roles", r.roles) for index, r in enumerate(requests)], context.roles
+    )
     errors: list[ItemError] = []
     changes: list[GrantChange] = []
     requested = {(r.user_id, r.tenant_id) for r in requests}
@@ -335,6 +338,20 @@ def plan_grants(
     return changes
 
 
+def ensure_known_roles(
+    wanted: Iterable[tuple[str, Iterable[str]]], roles: Mapping[str, object]
+) -> None:
+    """A role key the tree does not define is a bad field in the body (422 naming it), not a
+    missing resource: the account is there, the request names something that is not."""
+    problems = [
+        FieldError(field, "unknown_role", f"no role {', '.join(unknown)} in this organization")
+        for field, keys in wanted
+        if (unknown := sorted(key for key in keys if key not in roles))
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def _check_request_shape(requests: Sequence[GrantRequest]) -> None:
     seen: set[tuple[UUID, UUID]] = set()
     problems: list[FieldError] = []
@@ -362,9 +379,6 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
         raise NotFound(f"no user {request.user_id} here")
     if request.tenant_id not in context.reachable_tenants:
         raise NotFound(f"no account {request.tenant_id} here")
-    unknown = [key for key in request.roles if key not in context.roles]
-    if unknown:
-        raise NotFound(f"no role {', '.join(unknown)} in this organization")
     before = context.current.get((request.user_id, request.tenant_id))
     after = (
         Grant(

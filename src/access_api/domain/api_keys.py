@@ -21,6 +21,8 @@ PREFIX = "aak"
 DISPLAY_PREFIX_LENGTH = 12  # "aak_" and 8 random characters: enough to tell keys apart
 NAME_MAX_LENGTH = 100
 DEFAULT_NAME = "API key"
+# A key that outlives its purpose is a leak waiting to happen: expiry is at most two years out.
+MAX_LIFETIME = timedelta(days=730)
 
 # Writing last_used_at on every call would turn every read made with a key into a write.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -76,6 +78,10 @@ def generate(
         )
     if expires_at is not None and expires_at <= now:
         problems.append(FieldError("expires_at", "in_the_past", "must be in the future"))
+    elif expires_at is not None and expires_at > now + MAX_LIFETIME:
+        problems.append(
+            FieldError("expires_at", "too_late", "at most two years from now (730 days)")
+        )
     if problems:
         raise ValidationFailed(problems)
     return ApiKey(

@@ -173,6 +173,11 @@ class ConfirmationRequired(DomainError):
     title = 'Deleting accounts needs confirm: "delete"'
 
 
+class CannotDisableRoot(DomainError):
+    code = "cannot_disable_root"
+    title = "The MSP account cannot be disabled: it would shut everyone out, for good"
+
+
 class HasChildren(DomainError):
     code = "has_children"
     title = "This account has accounts below it; pass cascade: true to delete them too"

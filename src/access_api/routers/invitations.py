@@ -54,6 +54,10 @@ class OfferIn(Body):
     )
 
     @staticmethod
+    def wanted_or_none(items: list[OfferIn] | None) -> list[Wanted] | None:
+        return None if items is None else OfferIn.wanted(items)
+
+    @staticmethod
     def wanted(items: list[OfferIn]) -> list[Wanted]:
         return [
             Wanted(
@@ -76,7 +80,12 @@ class InviteRequest(Body):
 
 
 class InvitationPatch(Body):
-    authorizations: list[OfferIn] = Field(min_length=1, max_length=invitations.MAX_OFFERS)
+    authorizations: list[OfferIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=invitations.MAX_OFFERS,
+        description="Required: the offers that replace the current ones",
+    )
     email: str | None = Field(
         default=None, description="Fixed at creation: only the current value is accepted"
     )
@@ -291,7 +300,7 @@ async def edit_invitation(
         work,
         scope,
         invitation_id,
-        OfferIn.wanted(body.authorizations),
+        OfferIn.wanted_or_none(body.authorizations),
         email=body.email,
         expect=lambda current: check_if_match(request, InvitationOut.of(current, work.now)),
     )

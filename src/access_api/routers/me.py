@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import status
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from access_api.auth.credentials import Authenticated
 from access_api.dependencies import Authentication, CurrentCaller, Work
@@ -89,9 +90,9 @@ class MePatch(Body):
     first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
     last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
     phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
-    email: str | None = Field(
-        default=None, description="Fixed for life: only the current value is accepted"
-    )
+    # Fixed for life: only the current value is accepted (422 email_immutable otherwise), so
+    # it is accepted but not advertised: no client should send it.
+    email: SkipJsonSchema[str | None] = None
 
 
 class PasswordChange(Body):

@@ -132,7 +132,9 @@ async def set_status(
 ) -> list[Tenant]:
     """Disable or enable accounts below the context; returns each listed account as it is."""
     reachable = await work.tenants.below(scope.tenant.id, ids, for_update=True)
-    changes = tenants.plan_status_change(ids, reachable, wanted, work.now)
+    changes = tenants.plan_status_change(
+        ids, reachable, wanted, work.now, root_id=scope.tenant.root_id
+    )
     action = Action.TENANT_DISABLED if wanted is TenantStatus.DISABLED else Action.TENANT_ENABLED
     for before, after in changes:
         await work.tenants.update(after)
