@@ -59,6 +59,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.RateLimited: 429,
     e.ApiKeyExpired: 409,
     e.AgentDeregistered: 409,
+    e.AgentUserWithoutAccess: 422,
     e.TwoFactorEnabled: 409,
     e.TotpNotEnrolling: 409,
     e.InvalidOtp: 401,

@@ -483,8 +483,10 @@ def ensure_can_manage_person(
 
 def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> None:
     """Administration only runs downward: a person (profile, keys, agents, 2FA) may be managed
-    from a tenant only when every grant they hold in the tree sits at or below it. Each chain
-    lists a grant's tenant and its ancestors."""
+    from a tenant only when every grant they hold, in every tree of the deployment, sits at or
+    below it: a person who also works in another MSP's tree is that MSP's person too, and
+    nobody edits them from one tree alone. Each chain lists a grant's tenant and its
+    ancestors."""
     for chain in grant_chains:
         if context_id not in chain:
             raise UserOutsideScope()

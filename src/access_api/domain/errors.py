@@ -214,6 +214,11 @@ class AgentDeregistered(DomainError):
     title = "This agent is deregistered; reregister it to give it a token again"
 
 
+class AgentUserWithoutAccess(DomainError):
+    code = "agent_user_without_access"
+    title = "This user has no access to that account: an agent there could never act"
+
+
 class TwoFactorEnabled(DomainError):
     code = "two_factor_enabled"
     title = "Two-factor authentication is already on; an administrator can reset it"
