@@ -87,7 +87,7 @@ async def accept_as_new(world: World, token: str) -> httpx.Response:
 
 
 async def preview(world: World, token: str) -> httpx.Response:
-    return await world.client.get("/v1/invitations/preview", params={"token": token})
+    return await world.client.post("/v1/invitations/preview", json={"token": token})
 
 
 async def invitation_row(world: World, invitation_id: Any) -> Any:

@@ -330,12 +330,28 @@ async def delete_invitations(body: IdList, scope: WriteInvitations, work: Work) 
 # --- the invitee's side (public: the token is the credential) -----------------------------
 
 
-@public_router.get(
+class PreviewRequest(Body):
+    token: str = Field(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)
+
+
+@public_router.post(
     "/preview",
     summary="What an invitation link offers, before accepting it",
-    responses=problem_responses(e.InvalidToken, e.ValidationFailed),
+    description="The token goes in the body, where no access log keeps it.",
+    responses=problem_responses(e.InvalidToken, e.ValidationFailed, e.RateLimited),
 )
-async def preview_invitation(
+async def preview_invitation(body: PreviewRequest, work: Work) -> InvitationPreview:
+    return InvitationPreview.of(await invitation_cases.preview(work, body.token))
+
+
+@public_router.get(
+    "/preview",
+    summary="What an invitation link offers (deprecated: use POST, the token in the body)",
+    description="Kept for one release: a token in a URL may be logged by any proxy on the way.",
+    deprecated=True,
+    responses=problem_responses(e.InvalidToken, e.ValidationFailed, e.RateLimited),
+)
+async def preview_invitation_by_query(
     token: Annotated[str, Query(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)],
     work: Work,
 ) -> InvitationPreview:

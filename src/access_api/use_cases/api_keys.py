@@ -88,8 +88,10 @@ async def regenerate(work: Work, scope: Scope, user_id: UUID, key_id: UUID) -> K
     """A new secret for a key; of parallel regenerations, one wins and the others learn it."""
     user = await _owner(work, scope, user_id)
     before, old_digest = await _key(work, scope, user, key_id)
+    # Read after the key: a sibling that committed before our read is seen here too.
+    last = await work.api_keys.last_regenerated_at(before.id)
     secret = new_token(api_keys.PREFIX)
-    key = api_keys.regenerate(before, secret, work.now)
+    key = api_keys.regenerate(before, secret, work.now, last)
     if not await work.api_keys.replace_secret(
         key, old_digest=old_digest, new_digest=work.keyring.digest(secret)
     ):
