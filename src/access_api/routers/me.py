@@ -87,8 +87,13 @@ async def get_me(found: Authentication, work: Work) -> Me:
 
 
 class MePatch(Body):
-    first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
-    last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
+    # Names can be changed, not cleared: null is not advertised (and is refused, 422).
+    first_name: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=users.NAME_MAX_LENGTH
+    )
+    last_name: str | SkipJsonSchema[None] = Field(
+        default=None, min_length=1, max_length=users.NAME_MAX_LENGTH
+    )
     phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
     # Fixed for life: only the current value is accepted (422 email_immutable otherwise), so
     # it is accepted but not advertised: no client should send it.
