@@ -296,6 +296,7 @@ def plan_grants(
     *,
     replace_within: Iterable[tuple[UUID, UUID]] = (),
     item: Literal["user", "tenant"] = "user",
+    field: str = "items",
 ) -> list[GrantChange]:
     """Turn wishes into changes. Each requested (user, tenant) pair is set to exactly the
     requested roles; pairs in replace_within that are not requested lose their grant (replace
@@ -303,10 +304,10 @@ def plan_grants(
     nobody changes their own access; only users and tenants within reach; nobody grants a
     role whose permissions they lack there (and, for include_descendants, lack below it); and
     the tree keeps at least one admin on its root. Refused items are named by user id, or by
-    tenant id when one user's grants are set (item="tenant")."""
+    tenant id when one user's grants are set (item="tenant"); body fields under `field`."""
     _check_request_shape(requests)
     ensure_known_roles(
-        [(f"items.{index}.roles", r.roles) for index, r in enumerate(requests)], context.roles
+        [(f"{field}.{index}.roles", r.roles) for index, r in enumerate(requests)], context.roles
     )
     errors: list[ItemError] = []
     changes: list[GrantChange] = []

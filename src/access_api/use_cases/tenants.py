@@ -105,6 +105,7 @@ async def create_client(work: Work, scope: Scope, new: NewClient) -> Tenant:
                 root_admins=frozenset(),
                 now=work.now,
             ),
+            field="authorizations",
         )
     await work.tenants.insert(client)
     await work.grants.apply(changes, root_id=root_id, roles_by_key=roles, now=work.now)
