@@ -181,6 +181,11 @@ class TestFixedEmails:
         assert same.status_code == 200, same.text
         schema = (await world.client.get("/openapi.json")).json()["components"]["schemas"]
         assert "email" not in schema["MePatch"]["properties"]
+        # Names change but are never cleared: null is refused (422), never a 500.
+        cleared = await world.client.patch(
+            "/v1/me", json={"first_name": "A", "last_name": None}, headers=msp.admin.headers
+        )
+        assert_problem(cleared, 422, "validation_error")
 
 
 class TestWrongCodes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import status
@@ -86,14 +87,13 @@ async def get_me(found: Authentication, work: Work) -> Me:
     return Me.of_profile(await me.who_am_i(work, found.caller), found)
 
 
+Name = Annotated[str, Field(min_length=1, max_length=users.NAME_MAX_LENGTH)]
+
+
 class MePatch(Body):
     # Names can be changed, not cleared: null is not advertised (and is refused, 422).
-    first_name: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=users.NAME_MAX_LENGTH
-    )
-    last_name: str | SkipJsonSchema[None] = Field(
-        default=None, min_length=1, max_length=users.NAME_MAX_LENGTH
-    )
+    first_name: Name | SkipJsonSchema[None] = None
+    last_name: Name | SkipJsonSchema[None] = None
     phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
     # Fixed for life: only the current value is accepted (422 email_immutable otherwise), so
     # it is accepted but not advertised: no client should send it.
