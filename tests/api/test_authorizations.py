@@ -182,8 +182,23 @@ class TestTenantView:
             },
             headers=msp.admin.headers,
         )
+        # An unknown role is a bad field of the body (issue 10): 422 naming it.
+        problem = assert_problem(response, 422, "validation_error")
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+            ("items.0.roles", "unknown_role")
+        ]
+        response = await world.client.put(
+            f"/v1/tenants/{msp.id}/authorizations",
+            json={
+                "items": [
+                    {"user_id": str(ann.user_id), "roles": ["read_only"]},
+                    {"user_id": str(stranger.user_id), "roles": ["read_only"]},
+                ]
+            },
+            headers=msp.admin.headers,
+        )
         problem = assert_problem(response, 404, "not_found")
-        assert {e["id"] for e in problem["errors"]} == {str(ann.user_id), str(stranger.user_id)}
+        assert {e["id"] for e in problem["errors"]} == {str(stranger.user_id)}
         assert await world.snapshot() == before
 
     async def test_needs_authorizations_write(self, world: World, msp: Msp) -> None:

@@ -322,8 +322,26 @@ class TestCreateClient:
             },
             headers=msp.admin.headers,
         )
+        # An unknown role is a bad field of the body (issue 10): 422 naming it.
+        body = assert_problem(response, 422, "validation_error")
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [
+            ("authorizations.1.roles", "unknown_role")
+        ]
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={
+                "kind": "client",
+                "name": "Acme",
+                "domain_prefix": "acme-bulk",
+                "authorizations": [
+                    {"user_id": str(stranger.user_id), "roles": ["admin"]},
+                    {"user_id": str(member.user_id), "roles": ["read_only"]},
+                ],
+            },
+            headers=msp.admin.headers,
+        )
         body = assert_problem(response, 404, "not_found")
-        assert {e["id"] for e in body["errors"]} == {str(stranger.user_id), str(member.user_id)}
+        assert {e["id"] for e in body["errors"]} == {str(stranger.user_id)}
         assert await world.snapshot() == before
 
     async def test_needs_clients_write_and_for_grants_authorizations_write(
@@ -503,8 +521,13 @@ class TestDisableAndEnable:
             json={"ids": [client["id"], str(missing), str(foreign.id), str(msp.id)]},
             headers=msp.admin.headers,
         )
-        body = assert_problem(response, 404, "not_found")
-        assert {e["id"] for e in body["errors"]} == {str(missing), str(foreign.id), str(msp.id)}
+        # The root itself is named for what it is (issue 10): it cannot be disabled.
+        body = assert_problem(response, 422, "bulk_refused")
+        assert {(e["id"], e["code"]) for e in body["errors"]} == {
+            (str(missing), "not_found"),
+            (str(foreign.id), "not_found"),
+            (str(msp.id), "cannot_disable_root"),
+        }
         assert await world.snapshot() == before
 
     async def test_needs_clients_status(self, world: World, msp: Msp) -> None:

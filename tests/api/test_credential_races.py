@@ -14,6 +14,7 @@ from access_api.repositories.orm import sessions
 from tests.live import PASSWORD, live_client, live_msp, state_of
 
 PARALLEL = 8
+REGENERATIONS = 10
 
 
 async def _session_count(client: httpx.AsyncClient) -> int:
@@ -54,7 +55,7 @@ class TestOneTotpCodeAtOnce:
             assert statuses[200] == 1, statuses
             assert set(statuses) <= {200, 401, 429}, statuses
             refused = {r.json()["code"] for r in responses if r.status_code != 200}
-            assert refused <= {"invalid_credentials", "rate_limited"}
+            assert refused <= {"invalid_otp", "rate_limited"}
             assert await _session_count(client) == before + 1
 
 
@@ -68,12 +69,11 @@ class TestParallelRegenerations:
             responses = await asyncio.gather(
                 *(
                     client.post(f"{url}/{created['id']}/regenerate", headers=headers)
-                    for _ in range(PARALLEL)
+                    for _ in range(REGENERATIONS)
                 )
             )
             statuses = Counter(r.status_code for r in responses)
-            assert set(statuses) <= {200, 409}, statuses
-            assert statuses[200] >= 1
+            assert statuses == {200: 1, 409: REGENERATIONS - 1}, statuses
             assert {r.json()["code"] for r in responses if r.status_code == 409} <= {"conflict"}
             secrets = [created["key"]] + [
                 r.json()["key"] for r in responses if r.status_code == 200

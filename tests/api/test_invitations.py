@@ -87,7 +87,7 @@ async def accept_as_new(world: World, token: str) -> httpx.Response:
 
 
 async def preview(world: World, token: str) -> httpx.Response:
-    return await world.client.get("/v1/invitations/preview", params={"token": token})
+    return await world.client.post("/v1/invitations/preview", json={"token": token})
 
 
 async def invitation_row(world: World, invitation_id: Any) -> Any:
@@ -305,14 +305,21 @@ class TestInvite:
             msp.id,
             msp.admin,
             [msp.admin.email, "ok@example.com"],
-            [offer(other.id, "admin"), offer(msp.id, "superuser")],
+            [offer(other.id, "admin"), offer(msp.id, "read_only")],
         )
         body = assert_problem(response, 422, "bulk_refused")
         assert {(e["id"], e["code"]) for e in body["errors"]} == {
             (str(other.id), "not_found"),
-            (str(msp.id), "not_found"),
             (msp.admin.email, "cannot_change_own_access"),
         }
+        # An unknown role is a bad field of the body (issue 10), named as such.
+        response = await invite(
+            world, msp.id, msp.admin, ["ok@example.com"], [offer(msp.id, "superuser")]
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert [(e["field"], e["code"]) for e in body["errors"]] == [
+            ("authorizations.0.roles", "unknown_role")
+        ]
         assert await world.snapshot() == before
 
     async def test_inviting_oneself_is_refused(self, world: World, msp: Msp) -> None:

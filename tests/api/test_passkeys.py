@@ -225,7 +225,7 @@ class TestRecoveryCodes:
         assert me.json()["recovery_codes_left"] == 10
         used = await login(world, msp.admin, codes[0].upper().replace("-", " "))
         assert used.status_code == 200, used.text
-        assert_problem(await login(world, msp.admin, codes[0]), 401, "invalid_credentials")
+        assert_problem(await login(world, msp.admin, codes[0]), 401, "invalid_otp")
         me = await world.client.get("/v1/me", headers=msp.admin.headers)
         assert me.json()["recovery_codes_left"] == 9
         (event,) = await world.rows(
@@ -247,7 +247,7 @@ class TestRecoveryCodes:
             return codes
 
         old, new = await replace(), await replace()
-        assert_problem(await login(world, msp.admin, old[0]), 401, "invalid_credentials")
+        assert_problem(await login(world, msp.admin, old[0]), 401, "invalid_otp")
         assert (await login(world, msp.admin, new[0])).status_code == 200
 
     async def test_replacing_needs_the_password_and_totp(self, world: World, msp: Msp) -> None:

@@ -99,7 +99,7 @@ class TestEnrolment:
             response = await world.client.post(
                 "/v1/me/two-factor/totp/verify", json={"code": wrong}, headers=msp.admin.headers
             )
-            assert_problem(response, 422, "invalid_otp")
+            assert_problem(response, 401, "invalid_otp")
         assert await world.snapshot() == before
 
     async def test_verifying_without_enrolment_is_refused(self, world: World, msp: Msp) -> None:
@@ -167,14 +167,14 @@ class TestLoginWithTotp:
         assert first.status_code == 200
         count = await world.count(sessions)
         replay = await login(world, msp.admin, code(secret, world))
-        assert_problem(replay, 401, "invalid_credentials")
+        assert_problem(replay, 401, "invalid_otp")
         assert await world.count(sessions) == count
         # An older code is refused too, even within the drift allowance.
         world.clock.advance(STEP)
         assert_problem(
             await login(world, msp.admin, code(secret, world, offset=-2)),
             401,
-            "invalid_credentials",
+            "invalid_otp",
         )
         assert (await login(world, msp.admin, code(secret, world))).status_code == 200
 
@@ -184,7 +184,7 @@ class TestLoginWithTotp:
         await world.client.post(
             "/v1/me/two-factor/totp/verify", json={"code": used}, headers=msp.admin.headers
         )
-        assert_problem(await login(world, msp.admin, used), 401, "invalid_credentials")
+        assert_problem(await login(world, msp.admin, used), 401, "invalid_otp")
 
     async def test_one_step_of_drift_either_way_is_allowed(self, world: World, msp: Msp) -> None:
         secret = await enable(world, msp.admin)
@@ -196,14 +196,14 @@ class TestLoginWithTotp:
         assert_problem(
             await login(world, msp.admin, code(secret, world, offset=2)),
             401,
-            "invalid_credentials",
+            "invalid_otp",
         )
 
     async def test_a_wrong_code_counts_as_a_failed_login(self, world: World, msp: Msp) -> None:
         secret = await enable(world, msp.admin)
         wrong = code(secret, world, offset=5)
         for _ in range(5):
-            assert_problem(await login(world, msp.admin, wrong), 401, "invalid_credentials")
+            assert_problem(await login(world, msp.admin, wrong), 401, "invalid_otp")
         locked = await login(world, msp.admin, code(secret, world))
         assert_problem(locked, 429, "rate_limited")
         assert locked.headers["retry-after"] == "60"

@@ -153,7 +153,7 @@ class TestConfirm:
         row = await two_factor_of(world, tech)
         assert (row.two_factor, row.totp_secret) == ("email", None)
         # The old authenticator no longer signs in; a code by email does.
-        assert_problem(await login(world, tech, code(secret, world)), 401, "invalid_credentials")
+        assert_problem(await login(world, tech, code(secret, world)), 401, "invalid_otp")
         world.clock.advance(timedelta(minutes=1))
         asked = await login(world, tech)
         assert_problem(asked, 401, "otp_required")
@@ -248,7 +248,7 @@ class TestEmailCodes:
         (stored,) = await world.rows(sa.select(email_codes.c.code_hash))
         assert emailed not in stored.code_hash
         assert (await login(world, person, emailed)).status_code == 200
-        assert_problem(await login(world, person, emailed), 401, "invalid_credentials")
+        assert_problem(await login(world, person, emailed), 401, "invalid_otp")
 
     async def test_a_wrong_or_expired_code_is_refused(
         self, world: World, msp: Msp, smtp: SmtpServer
@@ -257,9 +257,9 @@ class TestEmailCodes:
         await login(world, person)
         emailed = sign_in_code((await delivered(world, smtp))[person.email.lower()])
         wrong = "000000" if emailed != "000000" else "111111"
-        assert_problem(await login(world, person, wrong), 401, "invalid_credentials")
+        assert_problem(await login(world, person, wrong), 401, "invalid_otp")
         world.clock.advance(timedelta(minutes=10, seconds=1))
-        assert_problem(await login(world, person, emailed), 401, "invalid_credentials")
+        assert_problem(await login(world, person, emailed), 401, "invalid_otp")
 
     async def test_at_most_one_email_a_minute_and_only_the_latest_code_counts(
         self, world: World, msp: Msp, smtp: SmtpServer
@@ -274,7 +274,7 @@ class TestEmailCodes:
         latest = sign_in_code((await delivered(world, smtp))[person.email.lower()])
         earlier = sign_in_code(first[person.email.lower()])
         if earlier != latest:
-            assert_problem(await login(world, person, earlier), 401, "invalid_credentials")
+            assert_problem(await login(world, person, earlier), 401, "invalid_otp")
         assert (await login(world, person, latest)).status_code == 200
 
 

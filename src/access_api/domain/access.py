@@ -305,6 +305,7 @@ def plan_grants(
     *,
     replace_within: Iterable[tuple[UUID, UUID]] = (),
     item: Literal["user", "tenant"] = "user",
+    field: str = "items",
 ) -> list[GrantChange]:
     """Turn wishes into changes. Each requested (user, tenant) pair is set to exactly the
     requested roles; pairs in replace_within that are not requested lose their grant (replace
@@ -312,9 +313,12 @@ def plan_grants(
     nobody changes their own access; only users and tenants within reach; nobody grants a
     role whose permissions they lack there (and, for include_descendants, lack below it); and
     the tree keeps at least one admin on its root. Refused items are named by user id, or by
-    tenant id when one user's grants are set (item="tenant")."""
+    tenant id when one user's grants are set (item="tenant"); body fields under `field`."""
     _check_request_shape(requests)
     _check_expiry(requests, context.now)
+    ensure_known_roles(
+        [(f"{field}.{index}.roles", r.roles) for index, r in enumerate(requests)], context.roles
+    )
     errors: list[ItemError] = []
     changes: list[GrantChange] = []
     requested = {(r.user_id, r.tenant_id) for r in requests}
@@ -343,6 +347,20 @@ def plan_grants(
         raise BulkRefused(errors)
     ensure_admin_remains(context.root_id, context.root_admins, changes)
     return changes
+
+
+def ensure_known_roles(
+    wanted: Iterable[tuple[str, Iterable[str]]], roles: Mapping[str, object]
+) -> None:
+    """A role key the tree does not define is a bad field in the body (422 naming it), not a
+    missing resource: the account is there, the request names something that is not."""
+    problems = [
+        FieldError(field, "unknown_role", f"no role {', '.join(unknown)} in this organization")
+        for field, keys in wanted
+        if (unknown := sorted(key for key in keys if key not in roles))
+    ]
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def _check_request_shape(requests: Sequence[GrantRequest]) -> None:
@@ -383,9 +401,6 @@ def _judge(request: GrantRequest, context: GrantContext) -> GrantChange | None:
         raise NotFound(f"no user {request.user_id} here")
     if request.tenant_id not in context.reachable_tenants:
         raise NotFound(f"no account {request.tenant_id} here")
-    unknown = [key for key in request.roles if key not in context.roles]
-    if unknown:
-        raise NotFound(f"no role {', '.join(unknown)} in this organization")
     before = context.current.get((request.user_id, request.tenant_id))
     after = (
         Grant(
@@ -511,8 +526,10 @@ def ensure_can_manage_person(
 
 def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> None:
     """Administration only runs downward: a person (profile, keys, agents, 2FA) may be managed
-    from a tenant only when every grant they hold in the tree sits at or below it. Each chain
-    lists a grant's tenant and its ancestors."""
+    from a tenant only when every grant they hold, in every tree of the deployment, sits at or
+    below it: a person who also works in another MSP's tree is that MSP's person too, and
+    nobody edits them from one tree alone. Each chain lists a grant's tenant and its
+    ancestors."""
     for chain in grant_chains:
         if context_id not in chain:
             raise UserOutsideScope()

@@ -8,10 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from access_api.domain.access import Caller, Scope, ScopeFacts, resolve_scope
+from access_api.domain.access import Caller, Scope, ScopeFacts, resolve_scope, standing
 from access_api.domain.audit import Changes
 from access_api.domain.errors import (
     AgentDeregistered,
+    AgentUserWithoutAccess,
     FieldError,
     NoAccess,
     NotFound,
@@ -81,6 +82,17 @@ def provision(
         last_seen_at=None,
         token_issued_at=now,
     )
+
+
+def ensure_user_reaches(facts: ScopeFacts, now: datetime) -> None:
+    """An agent acts as its user in its account: a user with no access there would get a
+    token that never works, so the agent is refused at provisioning instead."""
+    if (
+        facts.tenant is None
+        or not facts.member
+        or not standing(facts.held, facts.roles, now).reached
+    ):
+        raise AgentUserWithoutAccess()
 
 
 def reregister(agent: Agent, now: datetime) -> Agent:

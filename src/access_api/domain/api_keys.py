@@ -10,6 +10,7 @@ from access_api.domain.access import Caller, Scope, require
 from access_api.domain.audit import Changes
 from access_api.domain.errors import (
     ApiKeyExpired,
+    Conflict,
     FieldError,
     NotFound,
     PrivilegeEscalation,
@@ -22,6 +23,10 @@ PREFIX = "aak"
 DISPLAY_PREFIX_LENGTH = 12  # "aak_" and 8 random characters: enough to tell keys apart
 NAME_MAX_LENGTH = 100
 DEFAULT_NAME = "API key"
+# A key that outlives its purpose is a leak waiting to happen: expiry is at most two years out.
+MAX_LIFETIME = timedelta(days=730)
+# Two regenerations of one key this close together are one click sent twice (or a race).
+REGENERATION_GAP = timedelta(seconds=10)
 
 # Writing last_used_at on every call would turn every read made with a key into a write.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -79,6 +84,10 @@ def generate(
         )
     if expires_at is not None and expires_at <= now:
         problems.append(FieldError("expires_at", "in_the_past", "must be in the future"))
+    elif expires_at is not None and expires_at > now + MAX_LIFETIME:
+        problems.append(
+            FieldError("expires_at", "too_late", "at most two years from now (730 days)")
+        )
     if problems:
         raise ValidationFailed(problems)
     return ApiKey(
@@ -95,13 +104,20 @@ def generate(
     )
 
 
-def regenerate(key: ApiKey, secret: str, now: datetime) -> ApiKey:
+def regenerate(
+    key: ApiKey, secret: str, now: datetime, last_regenerated_at: datetime | None = None
+) -> ApiKey:
     """A new secret for a live key; the old one dies with the change. A revoked key is gone
-    (absent); an expired one stays expired, so a new secret for it would be born dead."""
+    (absent); an expired one stays expired, so a new secret for it would be born dead. A key
+    regenerated a moment ago (REGENERATION_GAP) is not regenerated again: of parallel
+    regenerations exactly one wins, and the others are told (409) instead of each handing out
+    a secret that a sibling kills a moment later."""
     if key.revoked_at is not None:
         raise NotFound("no such API key")
     if key.expired(now):
         raise ApiKeyExpired()
+    if last_regenerated_at is not None and now - last_regenerated_at < REGENERATION_GAP:
+        raise Conflict("this key was regenerated a moment ago; list it again")
     return replace(key, prefix=display_prefix(secret))
 
 

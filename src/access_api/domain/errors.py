@@ -173,6 +173,11 @@ class ConfirmationRequired(DomainError):
     title = 'Deleting accounts needs confirm: "delete"'
 
 
+class CannotDisableRoot(DomainError):
+    code = "cannot_disable_root"
+    title = "The MSP account cannot be disabled: it would shut everyone out, for good"
+
+
 class HasChildren(DomainError):
     code = "has_children"
     title = "This account has accounts below it; pass cascade: true to delete them too"
@@ -207,6 +212,11 @@ class ApiKeyExpired(DomainError):
 class AgentDeregistered(DomainError):
     code = "agent_deregistered"
     title = "This agent is deregistered; reregister it to give it a token again"
+
+
+class AgentUserWithoutAccess(DomainError):
+    code = "agent_user_without_access"
+    title = "This user has no access to that account: an agent there could never act"
 
 
 class TwoFactorEnabled(DomainError):

@@ -221,6 +221,15 @@ def check_offer_shape(
         raise ValidationFailed(problems)
 
 
+def _ensure_known_roles(
+    offers: Sequence[Offer], context: OfferContext, field: str = "authorizations"
+) -> None:
+    access.ensure_known_roles(
+        [(f"{field}.{index}.roles", offer.roles) for index, offer in enumerate(offers)],
+        context.roles,
+    )
+
+
 def judge_offers(
     offers: Sequence[Offer],
     context: OfferContext,
@@ -236,9 +245,6 @@ def judge_offers(
         try:
             if offer.tenant_id not in context.reachable_tenants:
                 raise NotFound(f"no account {offer.tenant_id} here")
-            unknown = sorted(key for key in offer.roles if key not in context.roles)
-            if unknown:
-                raise NotFound(f"no role {', '.join(unknown)} in this organization")
             earlier = (before or {}).get(offer.tenant_id)
             access.ensure_grantable(
                 context.caller_standing.get(offer.tenant_id, access.NO_STANDING),
@@ -307,6 +313,7 @@ def plan_invitations(
     refusals are reported together, by email or tenant id, and nothing happens (atomic)."""
     check_emails(emails)
     check_offer_shape(offers, now=now)
+    _ensure_known_roles(offers, context)
     errors = judge_offers(offers, context)
     own = email_key(context.caller.email)
     invite: list[str] = []
@@ -419,6 +426,19 @@ def created_changes(invitation: Invitation) -> Changes:
     }
 
 
+def check_edit_request(invitation: Invitation, *, email: str | None, offers_given: bool) -> None:
+    """The email is fixed (422 email_immutable, whatever else the body holds); an edit that
+    keeps the email must say the new offers."""
+    if email is not None and email_key(email) != invitation.email_key:
+        raise EmailImmutable(
+            "an invitation's email cannot be changed; delete it and invite the right address"
+        )
+    if not offers_given:
+        raise ValidationFailed(
+            [FieldError("authorizations", "missing", "the offers that replace the current ones")]
+        )
+
+
 def edit(
     invitation: Invitation,
     offers: Sequence[Offer],
@@ -430,13 +450,11 @@ def edit(
     """A pending invitation's offers can be replaced (seed 001: "edit the role of an invited
     user"); its email cannot: a wrong address is deleted and invited again. Sending the email
     back unchanged is harmless."""
-    if email is not None and email_key(email) != invitation.email_key:
-        raise EmailImmutable(
-            "an invitation's email cannot be changed; delete it and invite the right address"
-        )
+    check_edit_request(invitation, email=email, offers_given=True)
     if invitation.status_at(now) is not InvitationStatus.PENDING:
         raise InvitationNotPending()
     check_offer_shape(offers, now=now)
+    _ensure_known_roles(offers, context)
     raise_if_any(judge_offers(offers, context, before={o.tenant_id: o for o in invitation.offers}))
     after = _sorted(offers)
     if after == invitation.offers:

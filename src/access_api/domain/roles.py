@@ -20,7 +20,7 @@ from access_api.domain.errors import (
 )
 from access_api.domain.permissions import ALL_PERMISSIONS
 
-ROLE_KEY_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
+ROLE_KEY_PATTERN = r"^[a-z][a-z0-9_-]{1,63}$"
 _ROLE_KEY = re.compile(ROLE_KEY_PATTERN)
 ROLE_NAME_MAX_LENGTH = 100
 ROLE_FIELDS = ("name", "permissions")
@@ -79,7 +79,7 @@ def new_role(
                 FieldError(
                     "key",
                     "invalid_role_key",
-                    "2-64 characters: lowercase letters, digits and _, starting with a letter",
+                    "2-64 characters: lowercase letters, digits, _ and -, starting with a letter",
                 )
             ]
         )

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from access_api.domain.audit import Changes, diff
 from access_api.domain.errors import (
+    CannotDisableRoot,
     ConfirmationRequired,
     FieldError,
     HasChildren,
@@ -165,11 +166,25 @@ def update(tenant: Tenant, fields: Mapping[str, object], now: datetime) -> tuple
 
 
 def plan_status_change(
-    ids: Sequence[UUID], reachable: Mapping[UUID, Tenant], status: TenantStatus, now: datetime
+    ids: Sequence[UUID],
+    reachable: Mapping[UUID, Tenant],
+    status: TenantStatus,
+    now: datetime,
+    *,
+    root_id: UUID | None = None,
 ) -> list[tuple[Tenant, Tenant]]:
     """Disable or enable accounts below the context. Every id must be reachable; those already
-    in the wanted state are left as they are. Returns (before, after) of those that change."""
-    raise_if_any([ItemError(i, NotFound()) for i in unique(ids) if i not in reachable])
+    in the wanted state are left as they are. The MSP root is never disabled: it would shut
+    out everyone, including whoever could enable it again. Returns (before, after) of those
+    that change."""
+    root_refusal = CannotDisableRoot() if status is TenantStatus.DISABLED else NotFound()
+    raise_if_any(
+        [
+            ItemError(i, root_refusal if i == root_id else NotFound())
+            for i in unique(ids)
+            if i not in reachable
+        ]
+    )
     return [
         (reachable[i], replace(reachable[i], status=status, updated_at=now))
         for i in unique(ids)

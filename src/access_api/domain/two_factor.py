@@ -162,13 +162,13 @@ def plan_resets(
             refusal = CannotResetOwnTwoFactor()
         elif user is None:
             refusal = NotFound(f"no user {user_id} here")
-        elif user.two_factor is not TwoFactor.TOTP:
-            refusal = TwoFactorNotEnabled()
         else:
             try:
                 ensure_within(context_id, grant_chains.get(user_id, ()))
-            except DomainError as outside:
-                refusal = outside
+                if user.two_factor is not TwoFactor.TOTP:
+                    raise TwoFactorNotEnabled()
+            except DomainError as refused:
+                refusal = refused
         if refusal is not None:
             errors.append(ItemError(user_id, refusal))
         elif user is not None:

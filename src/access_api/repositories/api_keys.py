@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.api_keys import TOUCH_INTERVAL, ApiKey
-from access_api.repositories.orm import api_keys, members, users
+from access_api.repositories.orm import api_keys, audit_events, members, users
 from access_api.repositories.pagination import After, Page, SortKey, fetch_page
 
 API_KEY_SORTS: dict[str, SortKey] = {
@@ -145,6 +145,20 @@ class ApiKeyRepository:
             limit=limit,
             build=to_api_key,
         )
+
+    async def last_regenerated_at(self, key_id: UUID) -> datetime | None:
+        """When the key's secret was last replaced, as the audit trail (same transactions)
+        records it."""
+        found: datetime | None = await self.session.scalar(
+            sa.select(audit_events.c.at)
+            .where(
+                audit_events.c.target_id == key_id,
+                audit_events.c.action == "api_key.regenerated",
+            )
+            .order_by(audit_events.c.at.desc())
+            .limit(1)
+        )
+        return found
 
     async def replace_secret(self, key: ApiKey, *, old_digest: str, new_digest: str) -> bool:
         """Swap the secret only if nobody else changed it since it was read (nor revoked the

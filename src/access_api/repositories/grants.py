@@ -334,16 +334,13 @@ class GrantRepository:
             page.next_after,
         )
 
-    async def grant_chains(self, user_id: UUID, root_id: UUID, now: datetime) -> list[list[UUID]]:
-        """For each live grant of the user in the tree: its tenant and that tenant's ancestors."""
+    async def grant_chains(self, user_id: UUID, now: datetime) -> list[list[UUID]]:
+        """For each live grant of the user, in every tree of the deployment: its tenant and
+        that tenant's ancestors (a person is one person across trees)."""
         rows = await self.session.execute(
             sa.select(authorizations.c.tenant_id, tenant_closure.c.ancestor_id)
             .join(tenant_closure, tenant_closure.c.descendant_id == authorizations.c.tenant_id)
-            .where(
-                authorizations.c.user_id == user_id,
-                authorizations.c.root_id == root_id,
-                live(now),
-            )
+            .where(authorizations.c.user_id == user_id, live(now))
         )
         chains: dict[UUID, list[UUID]] = defaultdict(list)
         for row in rows:

@@ -135,7 +135,7 @@ async def list_agents(
     "/{tenant_id}/users/{user_id}/agents",
     status_code=status.HTTP_201_CREATED,
     summary="Provision an agent for a user in this account (the token is shown once)",
-    responses=problem_responses(*PERSON_PROBLEMS),
+    responses=problem_responses(*PERSON_PROBLEMS, e.AgentUserWithoutAccess),
 )
 async def provision_agent(
     body: AgentCreate, user_id: UserId, scope: ManageAgents, work: Work

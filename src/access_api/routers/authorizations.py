@@ -48,6 +48,7 @@ class UserRef(BaseModel):
 class TenantGrant(BaseModel):
     """One user's roles on this tenant."""
 
+    user_id: UUID = Field(description="The user's id, as PUT takes it back")
     user: UserRef
     roles: list[str]
     include_descendants: bool
@@ -56,6 +57,7 @@ class TenantGrant(BaseModel):
     @classmethod
     def of(cls, user: User, grant: Grant) -> TenantGrant:
         return cls(
+            user_id=user.id,
             user=UserRef(
                 id=user.id, email=user.email, first_name=user.first_name, last_name=user.last_name
             ),

@@ -57,6 +57,10 @@ class OfferIn(Body):
     )
 
     @staticmethod
+    def wanted_or_none(items: list[OfferIn] | None) -> list[Wanted] | None:
+        return None if items is None else OfferIn.wanted(items)
+
+    @staticmethod
     def wanted(items: list[OfferIn]) -> list[Wanted]:
         return [
             Wanted(
@@ -80,7 +84,12 @@ class InviteRequest(Body):
 
 
 class InvitationPatch(Body):
-    authorizations: list[OfferIn] = Field(min_length=1, max_length=invitations.MAX_OFFERS)
+    authorizations: list[OfferIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=invitations.MAX_OFFERS,
+        description="Required: the offers that replace the current ones",
+    )
     email: str | None = Field(
         default=None, description="Fixed at creation: only the current value is accepted"
     )
@@ -297,7 +306,7 @@ async def edit_invitation(
         work,
         scope,
         invitation_id,
-        OfferIn.wanted(body.authorizations),
+        OfferIn.wanted_or_none(body.authorizations),
         email=body.email,
         expect=lambda current: check_if_match(request, InvitationOut.of(current, work.now)),
     )
@@ -327,12 +336,28 @@ async def delete_invitations(body: IdList, scope: WriteInvitations, work: Work) 
 # --- the invitee's side (public: the token is the credential) -----------------------------
 
 
-@public_router.get(
+class PreviewRequest(Body):
+    token: str = Field(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)
+
+
+@public_router.post(
     "/preview",
     summary="What an invitation link offers, before accepting it",
-    responses=problem_responses(e.InvalidToken, e.ValidationFailed),
+    description="The token goes in the body, where no access log keeps it.",
+    responses=problem_responses(e.InvalidToken, e.ValidationFailed, e.RateLimited),
 )
-async def preview_invitation(
+async def preview_invitation(body: PreviewRequest, work: Work) -> InvitationPreview:
+    return InvitationPreview.of(await invitation_cases.preview(work, body.token))
+
+
+@public_router.get(
+    "/preview",
+    summary="What an invitation link offers (deprecated: use POST, the token in the body)",
+    description="Kept for one release: a token in a URL may be logged by any proxy on the way.",
+    deprecated=True,
+    responses=problem_responses(e.InvalidToken, e.ValidationFailed, e.RateLimited),
+)
+async def preview_invitation_by_query(
     token: Annotated[str, Query(min_length=1, max_length=invitations.TOKEN_MAX_LENGTH)],
     work: Work,
 ) -> InvitationPreview:

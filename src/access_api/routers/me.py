@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import status
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from access_api.auth.credentials import Authenticated
 from access_api.dependencies import Authentication, CurrentCaller, Work
@@ -85,13 +87,17 @@ async def get_me(found: Authentication, work: Work) -> Me:
     return Me.of_profile(await me.who_am_i(work, found.caller), found)
 
 
+Name = Annotated[str, Field(min_length=1, max_length=users.NAME_MAX_LENGTH)]
+
+
 class MePatch(Body):
-    first_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
-    last_name: str | None = Field(default=None, min_length=1, max_length=users.NAME_MAX_LENGTH)
+    # Names can be changed, not cleared: null is not advertised (and is refused, 422).
+    first_name: Name | SkipJsonSchema[None] = None
+    last_name: Name | SkipJsonSchema[None] = None
     phone: Phone | None = Field(default=None, max_length=users.PHONE_MAX_LENGTH)
-    email: str | None = Field(
-        default=None, description="Fixed for life: only the current value is accepted"
-    )
+    # Fixed for life: only the current value is accepted (422 email_immutable otherwise), so
+    # it is accepted but not advertised: no client should send it.
+    email: SkipJsonSchema[str | None] = None
 
 
 class PasswordChange(Body):

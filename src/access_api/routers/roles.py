@@ -61,7 +61,7 @@ class RoleOut(BaseModel):
 
 
 class RoleCreate(Body):
-    key: str = Field(pattern=role_rules.ROLE_KEY_PATTERN, examples=["quality_manager"])
+    key: str = Field(pattern=role_rules.ROLE_KEY_PATTERN, examples=["quality-manager"])
     name: str = Field(min_length=1, max_length=role_rules.ROLE_NAME_MAX_LENGTH)
     permissions: list[str] = Field(max_length=64)
 

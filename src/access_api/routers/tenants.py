@@ -219,7 +219,7 @@ async def create_client(
 @router.post(
     "/{tenant_id}/clients/disable",
     summary="Disable accounts: nobody can act in them or below them until enabled",
-    responses=problem_responses(e.BulkRefused),
+    responses=problem_responses(e.BulkRefused, e.CannotDisableRoot),
 )
 async def disable_clients(body: IdList, scope: ClientStatus, work: Work) -> TenantItems:
     return TenantItems.of(

@@ -10,7 +10,7 @@ from typing import Any
 
 from access_api.db import Database
 from access_api.domain import recovery, two_factor
-from access_api.domain.errors import InvalidCredentials, OtpRequired
+from access_api.domain.errors import InvalidCredentials, InvalidOtp, OtpRequired
 from access_api.domain.mail import login_code_mail
 from access_api.domain.recovery import Passkey
 from access_api.domain.users import TwoFactor, User
@@ -52,8 +52,8 @@ class SecondFactor:
     ) -> str | None:
         """Pass, or refuse: otp_required without an answer (naming the methods the user has,
         with a passkey challenge when they have passkeys; an email user is sent a code),
-        invalid_credentials for a wrong one, which counts against the given throttle buckets
-        like a wrong password."""
+        invalid_otp for a wrong code (invalid_credentials for a failed passkey), which counts
+        against the given throttle buckets like a wrong password."""
         keys = await self._passkeys.of_user(user.id)
         if user.two_factor is TwoFactor.DISABLED and not keys:
             return None
@@ -66,7 +66,8 @@ class SecondFactor:
             raise await self._ask(user, keys)
         if method is None:
             self.throttling.failed(*failures)
-            raise InvalidCredentials()
+            # A wrong code is not a wrong password: say which of the two was wrong.
+            raise InvalidCredentials() if assertion is not None and keys else InvalidOtp()
         return method
 
     async def _code(self, user: User, otp: str) -> str | None:

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from access_api.domain import agents
 from access_api.domain import errors as e
-from access_api.domain.access import Scope
+from access_api.domain.access import Caller, Scope
 from access_api.domain.agents import Agent
-from access_api.domain.audit import Action, created
+from access_api.domain.audit import Action, ActorKind, created
 from access_api.ids import new_id
 from access_api.pagination import After, Page
 from access_api.services.keyring import new_token
@@ -59,6 +59,16 @@ async def provision(
         name=name,
         created_by=scope.caller.user_id,
         now=work.now,
+    )
+    as_agent = Caller(
+        user_id=user.id,
+        email=user.email,
+        credential=ActorKind.AGENT,
+        credential_id=agent.id,
+        root_id=agent.root_id,
+    )
+    agents.ensure_user_reaches(
+        await work.grants.scope_facts(as_agent, agent.tenant_id, work.now), work.now
     )
     token = new_token(agents.PREFIX)
     await work.agents.insert(agent, work.keyring.digest(token))

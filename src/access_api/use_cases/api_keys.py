@@ -124,8 +124,10 @@ async def regenerate(
     the others learn it. A scoped key cannot re-key a wider one."""
     user = await _owner(work, scope, user_id)
     before, old_digest = await _key(work, scope, user, key_id)
+    # Read after the key: a sibling that committed before our read is seen here too.
+    last = await work.api_keys.last_regenerated_at(before.id)
     secret = new_token(api_keys.PREFIX)
-    key = api_keys.regenerate(before, secret, work.now)
+    key = api_keys.regenerate(before, secret, work.now, last)
     if scope_of_key is not None:
         key = await _scoped(work, scope, key, scope_of_key)
     api_keys.ensure_no_wider(scope.caller, key)

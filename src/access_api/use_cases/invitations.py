@@ -254,7 +254,7 @@ async def edit(
     work: Work,
     scope: Scope,
     invitation_id: UUID,
-    wanted: Sequence[Wanted],
+    wanted: Sequence[Wanted] | None,
     *,
     email: str | None,
     expect: Precondition,
@@ -264,7 +264,8 @@ async def edit(
     scope = await work.lock_tree(scope, Permission.INVITATIONS_WRITE)
     current = await _found(work, scope, invitation_id, lock=True)
     expect(current)
-    offers = _offers(wanted, scope)
+    invitations.check_edit_request(current, email=email, offers_given=wanted is not None)
+    offers = _offers(wanted or (), scope)
     context = await _offer_context(work, scope, offers)
     updated, changes = invitations.edit(current, offers, context, work.now, email=email)
     if changes:

@@ -61,8 +61,7 @@ async def send_links(work: Work, scope: Scope, user_ids: Sequence[UUID]) -> list
         ids,
         visible=visible,
         grant_chains={
-            user_id: await work.grants.grant_chains(user_id, tenant.root_id, work.now)
-            for user_id in visible
+            user_id: await work.grants.grant_chains(user_id, work.now) for user_id in visible
         },
     )
     admin = await work.users.get(scope.caller.user_id)

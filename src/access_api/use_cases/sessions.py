@@ -85,8 +85,7 @@ async def revoke_of_users(work: Work, scope: Scope, user_ids: Sequence[UUID]) ->
         ids,
         visible=visible,
         grant_chains={
-            user_id: await work.grants.grant_chains(user_id, tenant.root_id, work.now)
-            for user_id in visible
+            user_id: await work.grants.grant_chains(user_id, work.now) for user_id in visible
         },
     )
     ended = await work.session_list.end_all((user.id for user in targets), work.now)

@@ -105,6 +105,7 @@ async def create_client(work: Work, scope: Scope, new: NewClient) -> Tenant:
                 root_admins=frozenset(),
                 now=work.now,
             ),
+            field="authorizations",
         )
     await work.tenants.insert(client)
     await work.grants.apply(changes, root_id=root_id, roles_by_key=roles, now=work.now)
@@ -132,7 +133,9 @@ async def set_status(
 ) -> list[Tenant]:
     """Disable or enable accounts below the context; returns each listed account as it is."""
     reachable = await work.tenants.below(scope.tenant.id, ids, for_update=True)
-    changes = tenants.plan_status_change(ids, reachable, wanted, work.now)
+    changes = tenants.plan_status_change(
+        ids, reachable, wanted, work.now, root_id=scope.tenant.root_id
+    )
     action = Action.TENANT_DISABLED if wanted is TenantStatus.DISABLED else Action.TENANT_ENABLED
     for before, after in changes:
         await work.tenants.update(after)

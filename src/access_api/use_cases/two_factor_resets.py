@@ -83,8 +83,7 @@ async def request(work: Work, scope: Scope, user_ids: list[UUID]) -> list[ResetO
         ids,
         visible=visible,
         grant_chains={
-            user_id: await work.grants.grant_chains(user_id, tenant.root_id, work.now)
-            for user_id in visible
+            user_id: await work.grants.grant_chains(user_id, work.now) for user_id in visible
         },
     )
     await work.two_factor.withdraw_pending((user.id for user in targets), work.now)

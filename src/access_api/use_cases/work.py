@@ -241,7 +241,7 @@ class Work:
     async def manageable_user(self, scope: Scope, user_id: UUID) -> User:
         """A user whose person (profile, keys, agents, 2FA) the caller may manage from here."""
         user = await self.visible_user(scope, user_id)
-        chains = await self.grants.grant_chains(user.id, scope.tenant.root_id, self.now)
+        chains = await self.grants.grant_chains(user.id, self.now)
         access.ensure_can_manage_person(scope.caller, scope.tenant.id, user.id, chains)
         return user
 
