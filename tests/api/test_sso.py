@@ -493,7 +493,7 @@ class TestSecondFactor:
         wrong = await world.client.post(
             "/v1/auth/sso/exchange", json={"code": done["code"], "otp": "000000"}
         )
-        assert_problem(wrong, 401, "invalid_credentials")
+        assert_problem(wrong, 401, "invalid_otp")
         right = await world.client.post(
             "/v1/auth/sso/exchange", json={"code": done["code"], "otp": totp(secret, world)}
         )
