@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import UUID
 
 from access_api.domain import policies
@@ -533,6 +533,49 @@ def ensure_within(context_id: UUID, grant_chains: Iterable[Sequence[UUID]]) -> N
     for chain in grant_chains:
         if context_id not in chain:
             raise UserOutsideScope()
+
+
+P = TypeVar("P")
+
+
+def plan_person_targets(
+    caller: Caller,
+    context_id: UUID,
+    user_ids: Sequence[UUID],
+    *,
+    visible: Mapping[UUID, P],
+    grant_chains: Mapping[UUID, Sequence[Sequence[UUID]]],
+    own: Callable[[], DomainError] | None,
+    also: Callable[[P], None] | None = None,
+) -> list[P]:
+    """The people a bulk person-level action (password reset link, 2FA reset, ending
+    sessions) reaches from a context: each visible from it and managed downward only; one's
+    own id refused with `own()` when the action forbids it (else allowed: one's own person);
+    `also` adds the action's own check. Atomic: every refused id is named, nothing happens."""
+    errors: list[ItemError] = []
+    targets: list[P] = []
+    for user_id in dict.fromkeys(user_ids):
+        person = visible.get(user_id)
+        refusal: DomainError | None = None
+        if own is not None and user_id == caller.user_id:
+            refusal = own()
+        elif person is None:
+            refusal = NotFound(f"no user {user_id} here")
+        else:
+            try:
+                if user_id != caller.user_id:
+                    ensure_within(context_id, grant_chains.get(user_id, ()))
+                if also is not None:
+                    also(person)
+            except DomainError as refused:
+                refusal = refused
+        if refusal is not None:
+            errors.append(ItemError(user_id, refusal))
+        elif person is not None:
+            targets.append(person)
+    if errors:
+        raise BulkRefused(errors)
+    return targets
 
 
 def plan_removal(

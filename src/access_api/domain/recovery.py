@@ -3,20 +3,16 @@ sessions a person or an admin can see and end, and the passkey rules (WebAuthn c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from access_api.domain.access import Caller, ensure_within
+from access_api.domain.access import Caller, plan_person_targets
 from access_api.domain.errors import (
-    BulkRefused,
     CannotResetOwnPassword,
-    DomainError,
     EmailTaken,
     FieldError,
-    ItemError,
-    NotFound,
     ValidationFailed,
 )
 from access_api.domain.throttle import PER_ACCOUNT, PER_ADDRESS, Rule
@@ -42,7 +38,7 @@ def plan_password_resets(
     """Whom an admin may send a reset link: never themselves (they change their password with
     the current one, so a stolen session cannot take the account over), and only people they
     may manage from here (downward only). Atomic: every refused id is named."""
-    return _plan(
+    return plan_person_targets(
         caller,
         context_id,
         user_ids,
@@ -62,39 +58,9 @@ def plan_session_revocations(
 ) -> list[User]:
     """Whose sessions an admin may end from here: people they may manage (downward only);
     their own sessions too (that is "sign me out everywhere"). Atomic like every bulk action."""
-    return _plan(caller, context_id, user_ids, visible=visible, grant_chains=grant_chains, own=None)
-
-
-def _plan(
-    caller: Caller,
-    context_id: UUID,
-    user_ids: Sequence[UUID],
-    *,
-    visible: Mapping[UUID, User],
-    grant_chains: Mapping[UUID, Sequence[Sequence[UUID]]],
-    own: Callable[[], DomainError] | None,
-) -> list[User]:
-    errors: list[ItemError] = []
-    targets: list[User] = []
-    for user_id in dict.fromkeys(user_ids):
-        user = visible.get(user_id)
-        refusal: DomainError | None = None
-        if own is not None and user_id == caller.user_id:
-            refusal = own()
-        elif user is None:
-            refusal = NotFound(f"no user {user_id} here")
-        elif user_id != caller.user_id:
-            try:
-                ensure_within(context_id, grant_chains.get(user_id, ()))
-            except DomainError as outside:
-                refusal = outside
-        if refusal is not None:
-            errors.append(ItemError(user_id, refusal))
-        elif user is not None:
-            targets.append(user)
-    if errors:
-        raise BulkRefused(errors)
-    return targets
+    return plan_person_targets(
+        caller, context_id, user_ids, visible=visible, grant_chains=grant_chains, own=None
+    )
 
 
 # --- change of email ------------------------------------------------------------------------

@@ -9,15 +9,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from access_api.domain.access import Caller, ensure_within
+from access_api.domain.access import Caller, plan_person_targets
 from access_api.domain.audit import ActorKind, Changes
 from access_api.domain.errors import (
-    BulkRefused,
     CannotResetOwnTwoFactor,
-    DomainError,
     Forbidden,
-    ItemError,
-    NotFound,
     OtpRequired,
     TotpNotEnrolling,
     TwoFactorEnabled,
@@ -153,26 +149,17 @@ def plan_resets(
     """Whose authenticator an admin may ask to reset: never their own (seed 000), only people
     they may manage from here (downward only), and only people who have one. Atomic: every
     refused id is named and nothing is requested."""
-    errors: list[ItemError] = []
-    targets: list[User] = []
-    for user_id in dict.fromkeys(user_ids):
-        user = visible.get(user_id)
-        refusal: DomainError | None = None
-        if user_id == caller.user_id:
-            refusal = CannotResetOwnTwoFactor()
-        elif user is None:
-            refusal = NotFound(f"no user {user_id} here")
-        else:
-            try:
-                ensure_within(context_id, grant_chains.get(user_id, ()))
-                if user.two_factor is not TwoFactor.TOTP:
-                    raise TwoFactorNotEnabled()
-            except DomainError as refused:
-                refusal = refused
-        if refusal is not None:
-            errors.append(ItemError(user_id, refusal))
-        elif user is not None:
-            targets.append(user)
-    if errors:
-        raise BulkRefused(errors)
-    return targets
+    return plan_person_targets(
+        caller,
+        context_id,
+        user_ids,
+        visible=visible,
+        grant_chains=grant_chains,
+        own=CannotResetOwnTwoFactor,
+        also=_has_totp,
+    )
+
+
+def _has_totp(user: User) -> None:
+    if user.two_factor is not TwoFactor.TOTP:
+        raise TwoFactorNotEnabled()
