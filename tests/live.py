@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +19,7 @@ from access_api.bootstrap import bootstrap
 from access_api.main import create_app
 from access_api.state import AppState
 from access_api.use_cases import Work
-from tests.conftest import settings_for
+from tests.conftest import ROOT, settings_for
 
 PASSWORD = "correct horse battery staple"
 
@@ -51,3 +56,23 @@ async def live_msp(client: httpx.AsyncClient, prefix: str) -> tuple[UUID, dict[s
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return result.tenant.id, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`access-api worker` (the outbox dispatcher) as a process of its own, logging to log."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "access_api.cli", "worker"],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def until(condition: Any, within: float, what: str) -> None:
+    """Wait for an async condition, failing with `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)

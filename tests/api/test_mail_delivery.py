@@ -7,8 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,8 +29,8 @@ from access_api.services.clock import FrozenClock
 from access_api.services.mailer import ConsoleTransport, Dispatcher, parse_smtp_url
 from access_api.settings import Settings
 from tests.api.conftest import Msp, World
-from tests.conftest import ROOT, TEST_SECRET, settings_for
-from tests.live import live_client, live_msp, state_of
+from tests.conftest import TEST_SECRET, settings_for
+from tests.live import live_client, live_msp, start_worker, state_of, until
 from tests.mail import PUBLIC_URL, SmtpServer, accept_token, html_text, plain_text
 
 
@@ -307,24 +305,6 @@ class TestSharedOutbox:
             assert smtp.inbox.count_by_message_id() == Counter(dict.fromkeys(ids, 1))
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "access_api.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _until(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-
-
 class TestKilledWorker:
     async def test_a_worker_killed_mid_batch_delivers_everything_exactly_once_after_restart(
         self, live_database: str, smtp: SmtpServer, tmp_path: Path
@@ -346,14 +326,14 @@ class TestKilledWorker:
             log = tmp_path / "worker.log"
             smtp.inbox.delay = 0.05
             smtp.inbox.hold_at = held  # the held message is never acknowledged
-            worker = _start_worker(env, log)
+            worker = start_worker(env, log)
             try:
 
                 async def holding() -> bool:
                     assert worker.poll() is None, log.read_text()
                     return smtp.inbox.held.is_set()
 
-                await _until(holding, 30, "the worker never reached the held message")
+                await until(holding, 30, "the worker never reached the held message")
             finally:
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(timeout=10)
@@ -372,14 +352,14 @@ class TestKilledWorker:
                     )
 
             assert await sent() == held - 1
-            worker = _start_worker(env, log)
+            worker = start_worker(env, log)
             try:
 
                 async def all_sent() -> bool:
                     assert worker.poll() is None, log.read_text()
                     return await sent() == count
 
-                await _until(all_sent, 60, "not every message was delivered after the restart")
+                await until(all_sent, 60, "not every message was delivered after the restart")
             finally:
                 worker.send_signal(signal.SIGTERM)
                 stopped = worker.wait(timeout=20)

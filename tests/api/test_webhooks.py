@@ -9,8 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -30,8 +28,8 @@ from access_api.main import create_app
 from access_api.repositories.orm import audit_events, outbox, webhook_endpoints
 from access_api.services.clock import FrozenClock
 from tests.api.conftest import Msp, World, assert_problem, delivered
-from tests.conftest import ROOT, TEST_SECRET, settings_for
-from tests.live import live_client, live_msp, state_of
+from tests.conftest import TEST_SECRET, settings_for
+from tests.live import live_client, live_msp, start_worker, state_of, until
 from tests.mail import SmtpServer, plain_text
 
 WEBHOOK_EVENTS = ["webhook.created", "webhook.updated", "webhook.deleted"]
@@ -496,24 +494,6 @@ class TestFailingReceiver:
         assert receiver.received[-1]["body"]["type"] == "webhook.updated"
 
 
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "access_api.cli", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _until(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-
-
 class TestKilledWorker:
     async def test_a_worker_process_killed_mid_delivery_loses_nothing(
         self, live_database: str, receiver: Receiver, tmp_path: Path
@@ -547,7 +527,7 @@ class TestKilledWorker:
             }
             log = tmp_path / "worker.log"
             receiver.hold_first = True  # the first delivery is never answered
-            worker = _start_worker(env, log)
+            worker = start_worker(env, log)
             try:
                 held = await asyncio.to_thread(receiver.holding.wait, 30)
                 assert held, log.read_text()
@@ -564,14 +544,14 @@ class TestKilledWorker:
                     return sum(1 for row in rows if row.sent_at is not None)
 
             assert await sent() == 0
-            worker = _start_worker(env, log)
+            worker = start_worker(env, log)
             try:
 
                 async def all_sent() -> bool:
                     assert worker.poll() is None, log.read_text()
                     return await sent() == 3
 
-                await _until(all_sent, 60, "not every event was delivered after the restart")
+                await until(all_sent, 60, "not every event was delivered after the restart")
             finally:
                 worker.send_signal(signal.SIGTERM)
                 stopped = worker.wait(timeout=20)
