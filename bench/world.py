@@ -119,7 +119,7 @@ async def build_msp(base_url: str) -> Msp:
         login.raise_for_status()
         session = {"Authorization": f"Bearer {login.json()['access_token']}"}
         me = (await client.get("/v1/me", headers=session)).json()
-        root_id = UUID(me["tenants"][0]["id"])
+        root_id = UUID(me["grants"][0]["tenant"]["id"])
         admin_id = UUID(me["id"])
         region = await client.post(
             f"/v1/tenants/{root_id}/clients",

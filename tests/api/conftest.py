@@ -156,6 +156,20 @@ class World:
             return Login(user.id, email, PASSWORD, token="")
         return await self.login(email, PASSWORD)
 
+    async def my_tenants(self, headers: dict[str, str], **query: Any) -> list[dict[str, Any]]:
+        """Every page of GET /v1/me/tenants: the accounts a credential can act in."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            params = {**query, **({"cursor": cursor} if cursor else {})}
+            response = await self.client.get("/v1/me/tenants", headers=headers, params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            found.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
     async def login(self, email: str, password: str = PASSWORD) -> Login:
         response = await self.client.post(
             "/v1/auth/login", json={"email": email, "password": password}

@@ -180,7 +180,9 @@ class TestUsingAKey:
             "id": body["id"],
             "expires_at": "2027-01-01T00:00:00Z",
         }
-        assert [t["name"] for t in me.json()["tenants"]] == ["Acme"]
+        assert [g["tenant"]["name"] for g in me.json()["grants"]] == ["Acme"]
+        key = bearer(body["key"])
+        assert [t["name"] for t in await world.my_tenants(key)] == ["Acme"]
         patch = await world.client.patch(
             f"/v1/tenants/{client['id']}", json={"name": "Acme 2"}, headers=bearer(body["key"])
         )
@@ -267,8 +269,8 @@ class TestUsingAKey:
         ).status_code == 200
         response = await world.client.get(f"/v1/tenants/{other.id}", headers=bearer(body["key"]))
         assert_problem(response, 404, "not_found")
-        me = await world.client.get("/v1/me", headers=bearer(body["key"]))
-        assert [t["id"] for t in me.json()["tenants"]] == [str(msp.id)]
+        mine = await world.my_tenants(bearer(body["key"]))
+        assert [t["id"] for t in mine] == [str(msp.id)]
         # Nor is it listed, or managed, from the other tree.
         listed = await world.client.get(keys_url(other.id, tech.user_id), headers=tech.headers)
         assert listed.json()["items"] == []
@@ -500,4 +502,5 @@ class TestUserDeletionEndsKeys:
         )
         me = await world.client.get("/v1/me", headers=bearer(key["key"]))
         assert me.status_code == 200
-        assert [t["id"] for t in me.json()["tenants"]] == [str(msp.id)]
+        assert [g["tenant"]["id"] for g in me.json()["grants"]] == [str(msp.id)]
+        assert [t["id"] for t in await world.my_tenants(bearer(key["key"]))] == [str(msp.id)]

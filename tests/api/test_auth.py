@@ -132,19 +132,28 @@ class TestSessions:
 
 
 class TestMe:
-    async def test_lists_every_reachable_tenant_with_roles_and_permissions(
+    async def test_shows_where_access_starts_and_pages_the_reachable_tenants(
         self, world: World, msp: Msp
     ) -> None:
         multi = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Contoso Group")
         client = await world.tenant(multi["id"], msp.admin, name="Contoso East")
+        await world.tenant(multi["id"], msp.admin, name="Contoso West")
         tech = await world.user(
             msp.id, [(multi["id"], ["read_only"], True), (client["id"], ["admin"], False)]
         )
         body = (await world.client.get("/v1/me", headers=tech.headers)).json()
-        reached = {t["name"]: t for t in body["tenants"]}
-        assert set(reached) == {"Contoso Group", "Contoso East"}
+        assert body["credential"]["kind"] == "session"
+        # Where the reach starts (the grants), and how far it goes (a count): not the tenants.
+        assert "tenants" not in body
+        assert [
+            (g["tenant"]["name"], g["roles"], g["include_descendants"]) for g in body["grants"]
+        ] == [("Contoso East", ["admin"], False), ("Contoso Group", ["read_only"], True)]
+        assert body["counts"] == {"tenants": 3, "grants": 2}
+        reached = {t["name"]: t for t in await world.my_tenants(tech.headers, limit=1)}
+        assert list(reached) == ["Contoso East", "Contoso Group", "Contoso West"]
         assert reached["Contoso Group"]["roles"] == ["read_only"]
         assert reached["Contoso East"]["roles"] == ["admin", "read_only"]
+        assert reached["Contoso West"]["roles"] == ["read_only"]
         assert "clients.write" in reached["Contoso East"]["permissions"]
         assert reached["Contoso Group"]["permissions"] == [
             "audit.read",
@@ -152,13 +161,29 @@ class TestMe:
             "tenants.read",
             "users.read",
         ]
-        assert body["credential"]["kind"] == "session"
+        found = await world.my_tenants(tech.headers, q="WEST")
+        assert [t["id"] for t in found] == [reached["Contoso West"]["id"]]
+        by_prefix = await world.my_tenants(tech.headers, q=client["domain_prefix"])
+        assert [t["name"] for t in by_prefix] == ["Contoso East"]
+        assert await world.my_tenants(tech.headers, q="100%_") == []
+
+    async def test_the_tenant_pages_refuse_bad_input_and_strangers(
+        self, world: World, msp: Msp
+    ) -> None:
+        cases = [{"limit": "0"}, {"limit": "201"}, {"cursor": "not-a-cursor"}, {"q": "x" * 300}]
+        for params in cases:
+            response = await world.client.get(
+                "/v1/me/tenants", params=params, headers=msp.admin.headers
+            )
+            assert response.status_code == 422, (params, response.text)
+        assert_problem(await world.client.get("/v1/me/tenants"), 401, "unauthenticated")
 
     async def test_a_user_without_roles_logs_in_and_sees_no_tenant(
         self, world: World, msp: Msp
     ) -> None:
         nobody = await world.user(msp.id, [])
         body = (await world.client.get("/v1/me", headers=nobody.headers)).json()
-        assert body["tenants"] == []
+        assert (body["grants"], body["counts"]) == ([], {"tenants": 0, "grants": 0})
+        assert await world.my_tenants(nobody.headers) == []
         response = await world.client.get(f"/v1/tenants/{msp.id}", headers=nobody.headers)
         assert_problem(response, 403, "no_access")

@@ -77,7 +77,9 @@ class TestTenantView:
         assert_problem(
             await world.client.get(f"/v1/tenants/{msp.id}", headers=tech.headers), 403, "no_access"
         )
-        assert (await world.client.get("/v1/me", headers=tech.headers)).json()["tenants"] == []
+        assert await world.my_tenants(tech.headers) == []
+        me = (await world.client.get("/v1/me", headers=tech.headers)).json()
+        assert (me["grants"], me["counts"]) == ([], {"tenants": 0, "grants": 0})
         back = await world.client.put(
             url,
             json={"items": [{"user_id": str(tech.user_id), "roles": ["read_only"]}]},

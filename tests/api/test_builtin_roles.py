@@ -19,8 +19,8 @@ class TestBuiltinRolesFollowTheCatalog:
         monkeypatch.setattr(permissions, "ALL_PERMISSIONS", permissions.ALL_PERMISSIONS | {added})
         monkeypatch.setattr(permissions, "READ_PERMISSIONS", permissions.READ_PERMISSIONS | {added})
 
-        me = (await world.client.get("/v1/me", headers=msp.admin.headers)).json()
-        root = next(t for t in me["tenants"] if t["id"] == str(msp.id))
+        mine = await world.my_tenants(msp.admin.headers)
+        root = next(t for t in mine if t["id"] == str(msp.id))
         assert added in root["permissions"]
 
         listed = (

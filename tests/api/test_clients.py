@@ -192,8 +192,8 @@ class TestCreateClient:
             )
         }
         assert grants == {(tech.user_id, True), (viewer.user_id, False)}
-        tenants_of_tech = (await world.client.get("/v1/me", headers=tech.headers)).json()
-        assert [t["name"] for t in tenants_of_tech["tenants"]] == ["Contoso Group"]
+        tenants_of_tech = await world.my_tenants(tech.headers)
+        assert [t["name"] for t in tenants_of_tech] == ["Contoso Group"]
 
     async def test_a_client_cannot_have_children(self, world: World, msp: Msp) -> None:
         client = await world.tenant(msp.id, msp.admin)
@@ -489,8 +489,8 @@ class TestDisableAndEnable:
                 assert_problem(
                     await world.client.get(path, headers=who.headers), 403, "tenant_disabled"
                 )
-        me = (await world.client.get("/v1/me", headers=local_admin.headers)).json()
-        assert me["tenants"][0]["status"] == "disabled"
+        mine = await world.my_tenants(local_admin.headers)
+        assert mine[0]["status"] == "disabled"
         # The MSP itself still works, and can enable the account again.
         response = await world.client.post(
             f"/v1/tenants/{msp.id}/clients/enable",

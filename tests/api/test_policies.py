@@ -218,7 +218,8 @@ class TestEnforcement:
         # The person can still see why, and enrol.
         me = await world.client.get("/v1/me", headers=tech.headers)
         assert me.status_code == 200
-        assert [t["blocked_by"] for t in me.json()["tenants"]] == [["two_factor_required"]]
+        mine = await world.my_tenants(tech.headers)
+        assert [t["blocked_by"] for t in mine] == [["two_factor_required"]]
         enrol = await world.client.post("/v1/me/two-factor/totp", headers=tech.headers)
         assert enrol.status_code in (200, 201), enrol.text
         await with_second_factor(world, tech)
@@ -256,8 +257,8 @@ class TestEnforcement:
             "ip_not_allowed",
         )
         assert await world.snapshot(ignore=["sessions", "api_keys"]) == before
-        me = await elsewhere.get("/v1/me", headers=tech.headers)
-        assert [t["blocked_by"] for t in me.json()["tenants"]] == [["ip_not_allowed"]]
+        me = await elsewhere.get("/v1/me/tenants", headers=tech.headers)
+        assert [t["blocked_by"] for t in me.json()["items"]] == [["ip_not_allowed"]]
         # From inside the range everything works, and the root (no ranges) works from anywhere.
         for token in (tech.token, key):
             response = await world.client.get(f"/v1/tenants/{client}", headers=bearer(token))

@@ -58,9 +58,13 @@ class TestScopedKeys:
         for outside in (msp.id, other["id"]):
             response = await world.client.get(f"/v1/tenants/{outside}", headers=key)
             assert_problem(response, 404, "not_found")
-        me = await world.client.get("/v1/me", headers=key)
-        reached = {t["id"]: t for t in me.json()["tenants"]}
+        me = (await world.client.get("/v1/me", headers=key)).json()
+        # Its reach starts at the root grant it draws on, and is cut to its tenants.
+        assert [g["tenant"]["id"] for g in me["grants"]] == [str(msp.id)]
+        assert me["counts"] == {"tenants": 2, "grants": 1}
+        reached = {t["id"]: t for t in await world.my_tenants(key)}
         assert set(reached) == {multi["id"], client["id"]}
+        assert [t["id"] for t in await world.my_tenants(key, q=other["name"])] == []
         assert reached[client["id"]]["permissions"] == ["tenants.read", "users.read"]
 
     async def test_no_more_than_its_users_current_roles(self, world: World, msp: Msp) -> None:

@@ -126,7 +126,12 @@ class TestLogin:
         me = (await world.client.get("/v1/me", headers=headers)).json()
         assert me["email"] == f"bob@{domain}"
         assert me["first_name"] == "Bob"
-        assert [(t["id"], t["roles"]) for t in me["tenants"]] == [(client["id"], ["read_only"])]
+        assert [(t["id"], t["roles"]) for t in await world.my_tenants(headers)] == [
+            (client["id"], ["read_only"])
+        ]
+        assert [(g["tenant"]["id"], g["roles"]) for g in me["grants"]] == [
+            (client["id"], ["read_only"])
+        ]
         # The next login finds the same person.
         again = await sso_login(world.client, f"bob@{domain}")
         assert "code" in again

@@ -245,7 +245,8 @@ class TestDeleteUsers:
         assert await world.count(members, members.c.user_id == tech.user_id) == 0
         # Their session still logs them in (the person exists) but reaches nothing.
         me = (await world.client.get("/v1/me", headers=tech.headers)).json()
-        assert me["tenants"] == []
+        assert (me["grants"], me["counts"]["tenants"]) == ([], 0)
+        assert await world.my_tenants(tech.headers) == []
         assert_problem(
             await world.client.get(f"/v1/tenants/{client['id']}", headers=tech.headers),
             404,

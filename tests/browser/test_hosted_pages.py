@@ -293,8 +293,10 @@ class TestAcceptInvitation:
         fill(browser, first_name="Nora", last_name="Newcomer", password=NEW_PASSWORD)
         assert submit_and_read(browser, "accept-invitation-new").startswith("ok: Welcome")
         with site.api() as api:
-            me = api.get("/v1/me", headers=site.login(invited, NEW_PASSWORD)).json()
-        assert (me["first_name"], [t["id"] for t in me["tenants"]]) == ("Nora", [root])
+            headers = site.login(invited, NEW_PASSWORD)
+            me = api.get("/v1/me", headers=headers).json()
+            mine = api.get("/v1/me/tenants", headers=headers).json()["items"]
+        assert (me["first_name"], [t["id"] for t in mine]) == ("Nora", [root])
 
     def test_an_existing_account_proves_itself_with_its_password(
         self, site: Site, browser: webdriver.Chrome

@@ -17,12 +17,22 @@ class TestWhoAmI:
     async def test_the_admin_reaches_the_root_with_every_permission(self, tree: Tree) -> None:
         work = tree.work()
         started = await auth.start_session(work, tree.admin)
-        found = await credentials.session(work, started.token)
-        profile = await me.who_am_i(work, found.caller)
+        profile = await me.who_am_i(work, started.token)
         assert profile.user.id == tree.admin.id
-        [root] = profile.tenants
+        assert profile.authenticated.caller.credential is ActorKind.SESSION
+        [grant] = profile.grants
+        assert (grant.tenant.id, grant.grant.include_descendants) == (tree.root.id, True)
+        assert profile.tenants_reached == 1
+        page = await me.tenants(work, profile.authenticated.caller, q=None, after=None, limit=10)
+        [root] = page.items
         assert root.tenant.id == tree.root.id
         assert ADMIN_ROLE in root.roles
+
+    async def test_an_unknown_or_agent_credential_is_refused(self, tree: Tree) -> None:
+        work = tree.work()
+        for token in (None, "aas_unknown", "aak_unknown", "nope_x"):
+            with pytest.raises(e.Unauthenticated):
+                await me.who_am_i(work, token)
 
 
 class TestPassword:

@@ -14,7 +14,10 @@ from access_api.domain import agents, api_keys, auth, policies
 from access_api.domain import errors as e
 from access_api.domain.access import Caller, Scope
 from access_api.domain.agents import Agent
+from access_api.domain.api_keys import ApiKey
 from access_api.domain.audit import ActorKind
+from access_api.domain.auth import Session
+from access_api.domain.users import User
 from access_api.use_cases.work import Work
 
 SESSION_PREFIX = "aas"
@@ -37,6 +40,12 @@ async def session(work: Work, token: str) -> Authenticated:
     if found is None:
         raise e.Unauthenticated("unknown or ended session")
     login, user = found
+    return await session_of(work, login, user)
+
+
+async def session_of(work: Work, login: Session, user: User) -> Authenticated:
+    """A session found by its digest, while it is neither idle past its timeout nor too old
+    (its last use recorded at most once a minute)."""
     timeout = policies.session_timeout(user.session_timeout_minutes, login.timeout_cap_minutes)
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
     if not auth.is_active(login, timeout, lifetime, work.now):
@@ -60,6 +69,12 @@ async def api_key(work: Work, token: str) -> Authenticated:
     """A key acts as its user, with that user's current roles, in the tree it was made in."""
     found = await work.api_keys.resolve(work.keyring.digest(token))
     key, email, member = found or (None, "", False)
+    return await api_key_of(work, key, email, member=member)
+
+
+async def api_key_of(work: Work, key: ApiKey | None, email: str, *, member: bool) -> Authenticated:
+    """A key found by its digest (None: unknown), while usable; its last use is recorded at
+    most once a minute."""
     key = api_keys.check_usable(key, member=member, now=work.now)
     if api_keys.should_touch(key, work.now):
         await work.api_keys.touch(key.id, work.now)
@@ -125,10 +140,16 @@ CREDENTIALS: dict[str, Resolver] = {
 """Bearer token prefix -> how it becomes a caller on the user-facing routes."""
 
 
-async def authenticate(work: Work, token: str | None) -> Authenticated:
+def kind_of(token: str | None) -> tuple[str, str]:
+    """A credential the service knows, with its prefix (401 otherwise)."""
     if token is None:
         raise e.Unauthenticated("send a credential as Authorization: Bearer <token>")
-    resolver = CREDENTIALS.get(token.split("_", 1)[0])
-    if resolver is None:
+    prefix = token.split("_", 1)[0]
+    if prefix not in CREDENTIALS:
         raise e.Unauthenticated("unrecognized credential")
-    return await resolver(work, token)
+    return prefix, token
+
+
+async def authenticate(work: Work, token: str | None) -> Authenticated:
+    prefix, known = kind_of(token)
+    return await CREDENTIALS[prefix](work, known)

@@ -225,6 +225,34 @@ def ensure_within_limit(caller: Caller, chain: Sequence[UUID]) -> None:
         raise NotFound()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reach:
+    """Where a user's access starts: a live grant, with the tenant it is on."""
+
+    grant: Grant
+    tenant: Tenant
+
+
+def reach_within_limit(
+    reach: Iterable[Reach], chains: Mapping[UUID, Sequence[UUID]], limit: frozenset[UUID] | None
+) -> list[Reach]:
+    """The grants a credential scoped to some tenants still draws on: those on a limit tenant
+    or below one, and the inheritable ones above a limit tenant (chains: each tenant's
+    ancestors, itself first)."""
+    if limit is None:
+        return list(reach)
+    kept = []
+    for item in reach:
+        tenant_id = item.grant.tenant_id
+        under = bool(limit.intersection(chains.get(tenant_id, ())))
+        above = item.grant.include_descendants and any(
+            tenant_id in chains.get(limited, ()) for limited in limit
+        )
+        if under or above:
+            kept.append(item)
+    return kept
+
+
 def require(scope: Scope, permission: str) -> None:
     if permission not in scope.permissions:
         raise Forbidden(f"this action needs the {permission} permission on {scope.tenant.name}")

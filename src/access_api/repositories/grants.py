@@ -228,18 +228,20 @@ class GrantRepository:
         return found
 
     async def reachable(
-        self, user_id: UUID, root_id: UUID | None
+        self, user_id: UUID, root_id: UUID | None, tenant_ids: Sequence[UUID] | None = None
     ) -> list[tuple[Tenant, bool, list[Held], dict[str, Role], list[tuple[UUID, SecurityPolicy]]]]:
         """Every live tenant a user's grants touch (their own, and all below an inheritable
         one), each with whether it is disabled from above, the grants that apply, their
         roles, and the security policies along its chain; in one query. Limited to one tree
-        for tree-bound credentials."""
+        for tree-bound credentials, and to some tenants when tenant_ids are given."""
+        statement = _REACHABLE if root_id is None else _REACHABLE_IN_TREE
+        parameters: dict[str, Any] = {"user_id": user_id, "root_id": root_id}
+        if tenant_ids is not None:
+            statement = statement.where(tenants.c.id.in_(sa.bindparam("ids", expanding=True)))
+            parameters["ids"] = list(tenant_ids)
         if root_id is None:
-            result = await self.session.execute(_REACHABLE, {"user_id": user_id})
-        else:
-            result = await self.session.execute(
-                _REACHABLE_IN_TREE, {"user_id": user_id, "root_id": root_id}
-            )
+            del parameters["root_id"]
+        result = await self.session.execute(statement, parameters)
         by_tenant: dict[UUID, list[Row[Any]]] = {}
         for row in result:
             by_tenant.setdefault(row.id, []).append(row)

@@ -1,4 +1,4 @@
-"""The caller: who they are, and every account they can reach with what they may do there."""
+"""The caller: who they are, where their access starts, and the accounts they can act in."""
 
 from __future__ import annotations
 
@@ -6,18 +6,28 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import status
+from fastapi import Query, status
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from access_api.auth.credentials import Authenticated
-from access_api.dependencies import Authentication, CurrentCaller, Work
+from access_api.dependencies import Bearer, CurrentCaller, State, Work
 from access_api.domain import errors as e
-from access_api.domain import users
+from access_api.domain import tenants, users
+from access_api.domain.access import Reach
 from access_api.domain.audit import ActorKind
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
-from access_api.routers.common import AUTHENTICATED_PROBLEMS, Body, Phone, UserOut, api_router
+from access_api.routers.common import (
+    AUTHENTICATED_PROBLEMS,
+    Body,
+    Cursor,
+    Limit,
+    ListPage,
+    Phone,
+    UserOut,
+    api_router,
+    page_of,
+)
 from access_api.use_cases import me
 from access_api.use_cases.me import Profile, Reachable
 
@@ -64,27 +74,89 @@ class ReachableTenant(BaseModel):
         )
 
 
+class GrantTenant(BaseModel):
+    id: UUID
+    kind: TenantKind
+    parent_id: UUID | None
+    root_id: UUID
+    name: str
+    domain_prefix: str
+
+
+class MyGrant(BaseModel):
+    tenant: GrantTenant = Field(description="Where this grant is held")
+    roles: list[str]
+    include_descendants: bool = Field(description="Whether it reaches every account below")
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, reach: Reach) -> MyGrant:
+        tenant = reach.tenant
+        return cls(
+            tenant=GrantTenant(
+                id=tenant.id,
+                kind=tenant.kind,
+                parent_id=tenant.parent_id,
+                root_id=tenant.root_id,
+                name=tenant.name,
+                domain_prefix=tenant.domain_prefix,
+            ),
+            roles=sorted(reach.grant.roles),
+            include_descendants=reach.grant.include_descendants,
+            expires_at=reach.grant.expires_at,
+        )
+
+
+class Counts(BaseModel):
+    tenants: int = Field(description="Accounts you can act in: GET /v1/me/tenants lists them")
+    grants: int
+
+
 class Me(UserOut):
     credential: Credential
-    tenants: list[ReachableTenant]
+    grants: list[MyGrant] = Field(
+        description="Where your access starts: your live grants (cut to a scoped key's tenants)"
+    )
+    counts: Counts
     recovery_codes_left: int = Field(description="Unused TOTP recovery codes")
 
     @classmethod
-    def of_profile(cls, profile: Profile, found: Authenticated) -> Me:
-        caller = found.caller
+    def of_profile(cls, profile: Profile) -> Me:
+        caller, expires_at = profile.authenticated.caller, profile.authenticated.expires_at
         return cls(
             **UserOut.of(profile.user).model_dump(),
             credential=Credential(
-                kind=caller.credential, id=caller.credential_id, expires_at=found.expires_at
+                kind=caller.credential, id=caller.credential_id, expires_at=expires_at
             ),
-            tenants=[ReachableTenant.of(reachable) for reachable in profile.tenants],
+            grants=[MyGrant.of(reach) for reach in profile.grants],
+            counts=Counts(tenants=profile.tenants_reached, grants=len(profile.grants)),
             recovery_codes_left=profile.recovery_codes_left,
         )
 
 
-@router.get("", summary="Who am I, and where can I act?")
-async def get_me(found: Authentication, work: Work) -> Me:
-    return Me.of_profile(await me.who_am_i(work, found.caller), found)
+@router.get("", summary="Who am I, and where does my access start?")
+async def get_me(bearer: Bearer, work: Work) -> Me:
+    token = bearer.credentials if bearer else None
+    return Me.of_profile(await me.who_am_i(work, token))
+
+
+@router.get("/tenants", summary="The accounts I can act in, with what I may do there")
+async def my_tenants(
+    caller: CurrentCaller,
+    work: Work,
+    state: State,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=tenants.SEARCH_MAX_LENGTH, description="Part of the name or domain prefix"
+        ),
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ListPage[ReachableTenant]:
+    after = state.cursors.decode(cursor, "name")
+    page = await me.tenants(work, caller, q=q, after=after, limit=limit)
+    return page_of(page, ReachableTenant.of, state.cursors, "name")
 
 
 Name = Annotated[str, Field(min_length=1, max_length=users.NAME_MAX_LENGTH)]

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from access_api.domain import access, policies, users
+from access_api.auth import credentials
+from access_api.auth.credentials import Authenticated
+from access_api.domain import access, api_keys, policies, users
 from access_api.domain import errors as e
-from access_api.domain.access import Caller
+from access_api.domain.access import Caller, Reach
 from access_api.domain.audit import Action, ActorKind
 from access_api.domain.errors import FieldError, ValidationFailed
 from access_api.domain.tenants import Tenant, TenantStatus
 from access_api.domain.users import User
+from access_api.pagination import After, Page
+from access_api.repositories.me import Myself
 from access_api.use_cases import policies as policy_cases
-from access_api.use_cases import recovery_codes
 from access_api.use_cases.work import Work
 
 
@@ -30,8 +33,14 @@ class Reachable:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Profile:
+    """The caller: their credential, their person, where their reach starts (their grants),
+    and how many tenants they reach; never the tenants themselves, so it does not grow with
+    the tree (those are paged: `tenants`)."""
+
+    authenticated: Authenticated
     user: User
-    tenants: list[Reachable]
+    grants: list[Reach]
+    tenants_reached: int
     recovery_codes_left: int
 
 
@@ -42,33 +51,80 @@ async def _user(work: Work, caller: Caller, *, lock: bool = False) -> User:
     return user
 
 
-async def who_am_i(work: Work, caller: Caller) -> Profile:
-    """The caller, and every tenant their grants (and their credential's limits) reach."""
+async def _myself(work: Work, token: str | None) -> tuple[Myself, Authenticated]:
+    kind, known = credentials.kind_of(token)
+    digest = work.keyring.digest(known)
+    if kind == credentials.SESSION_PREFIX:
+        found = await work.myself.by_session(digest, work.now)
+        if found is None or found.session is None:
+            raise e.Unauthenticated("unknown or ended session")
+        return found, await credentials.session_of(work, found.session, found.user)
+    if kind == api_keys.PREFIX:
+        found = await work.myself.by_api_key(digest, work.now)
+        if found is None:
+            api_keys.check_usable(None, member=False, now=work.now)
+            raise e.Unauthenticated()
+        return found, await credentials.api_key_of(
+            work, found.key, found.user.email, member=found.member
+        )
+    # An agent's token: refused here, with the reason why.
+    await credentials.authenticate(work, known)
+    raise e.Unauthenticated()
+
+
+async def who_am_i(work: Work, token: str | None) -> Profile:
+    """The caller behind a credential, found with everything /v1/me shows in one statement
+    (a key scoped to some tenants needs two more: its reach is cut to those)."""
+    found, authenticated = await _myself(work, token)
+    caller = authenticated.caller
+    grants, reached = found.reach, found.tenants_reached
+    if caller.tenant_limit is not None:  # a key scoped to some tenants: those and below only
+        chains = await work.tenants.chains([*caller.tenant_limit, *(g.tenant.id for g in grants)])
+        grants = access.reach_within_limit(grants, chains, caller.tenant_limit)
+        reached = await work.myself.count_reached_within(
+            caller.user_id, caller.root_id, caller.tenant_limit, work.now
+        )
+    return Profile(
+        authenticated=authenticated,
+        user=found.user,
+        grants=grants,
+        tenants_reached=reached,
+        recovery_codes_left=found.recovery_codes_left,
+    )
+
+
+async def tenants(
+    work: Work, caller: Caller, *, q: str | None, after: After | None, limit: int
+) -> Page[Reachable]:
+    """The tenants the caller reaches, by name, a page at a time, each with their roles,
+    permissions and what its security policy refuses them now."""
+    page = await work.myself.reachable_page(
+        caller.user_id,
+        caller.root_id,
+        limit_to=caller.tenant_limit,
+        q=q,
+        now=work.now,
+        after=after,
+        limit=limit,
+    )
+    if not page.items:
+        return Page([], page.next_after)
     user = await _user(work, caller)
-    reachable = []
     second_factor = policies.has_second_factor(user.two_factor)
-    found = await work.grants.reachable(caller.user_id, caller.root_id)
-    limit = caller.tenant_limit  # a key scoped to some tenants: those and below only
-    above = await work.tenants.chains(t.id for t, *_ in found) if limit is not None else {}
+    found = await work.grants.reachable(caller.user_id, caller.root_id, page.items)
+    by_id = {}
     for tenant, disabled, held, roles, chain in found:
         standing = access.standing(held, roles, work.now, caller.permission_limit)
-        if standing.reached and (limit is None or limit.intersection(above.get(tenant.id, ()))):
-            reachable.append(
-                Reachable(
-                    tenant=tenant,
-                    status=TenantStatus.DISABLED if disabled else tenant.status,
-                    roles=sorted(standing.roles),
-                    permissions=sorted(standing.permissions),
-                    blocked_by=policies.blocked_by(
-                        policies.effective(chain), has_second_factor=second_factor, ip=caller.ip
-                    ),
-                )
-            )
-    return Profile(
-        user=user,
-        tenants=reachable,
-        recovery_codes_left=await recovery_codes.left(work, caller.user_id),
-    )
+        by_id[tenant.id] = Reachable(
+            tenant=tenant,
+            status=TenantStatus.DISABLED if disabled else tenant.status,
+            roles=sorted(standing.roles),
+            permissions=sorted(standing.permissions),
+            blocked_by=policies.blocked_by(
+                policies.effective(chain), has_second_factor=second_factor, ip=caller.ip
+            ),
+        )
+    return Page([by_id[i] for i in page.items if i in by_id], page.next_after)
 
 
 async def update_profile(work: Work, caller: Caller, fields: Mapping[str, object]) -> User:

@@ -27,6 +27,7 @@ from access_api.repositories.audit import AuditRepository
 from access_api.repositories.auth import SessionRepository
 from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
+from access_api.repositories.me import MeRepository
 from access_api.repositories.members import MemberRepository
 from access_api.repositories.outbox import OutboxRepository, QueuedMail
 from access_api.repositories.passkeys import PasskeyRepository
@@ -131,6 +132,10 @@ class Work:
     @cached_property
     def two_factor(self) -> TwoFactorRepository:
         return TwoFactorRepository(self.session)
+
+    @cached_property
+    def myself(self) -> MeRepository:
+        return MeRepository(self.session)
 
     @cached_property
     def sessions(self) -> SessionRepository:

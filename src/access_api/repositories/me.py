@@ -1,0 +1,342 @@
+"""The caller's own view: their credential, their person, where their reach starts, and the
+tenants they reach, page by page.
+
+`GET /v1/me` is one statement whatever the credential: the credential by its digest, its user,
+their live grants with their tenants and roles, the number of tenants they reach and of their
+unused recovery codes. Its cost does not grow with the tree: the tenants themselves are paged
+(`reachable_page`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain.access import Grant, Reach
+from access_api.domain.api_keys import ApiKey
+from access_api.domain.auth import Session
+from access_api.domain.tenants import Tenant, TenantKind, TenantStatus
+from access_api.domain.users import User
+from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.orm import (
+    api_keys,
+    authorization_roles,
+    authorizations,
+    members,
+    recovery_codes,
+    roles,
+    sessions,
+    tenant_closure,
+    tenants,
+    users,
+)
+from access_api.repositories.pagination import After, Page, SortKey, fetch_page
+from access_api.repositories.policies import timeout_cap
+from access_api.repositories.tenants import escape_like
+from access_api.repositories.users import to_user
+
+_KEY_COLUMNS = tuple(c.key for c in api_keys.c if c.key != "secret_hash")
+# What to_user reads: no secret (password hash, TOTP secret) leaves the database here.
+_USER_COLUMNS = tuple(
+    users.c[key]
+    for key in (
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "session_timeout_minutes",
+        "two_factor",
+        "created_at",
+        "updated_at",
+        "last_login_at",
+    )
+)
+_NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=authorizations.c.expires_at.type)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Myself:
+    """What one statement finds for a credential (key or session: whichever was used)."""
+
+    user: User
+    reach: list[Reach]
+    tenants_reached: int
+    recovery_codes_left: int
+    key: ApiKey | None = None
+    member: bool = False
+    session: Session | None = None
+
+
+def _codes_left(user_id: Any) -> sa.ScalarSelect[Any]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(recovery_codes)
+        .where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None))
+        .scalar_subquery()
+    )
+
+
+_GRANT = authorizations.alias("reach_grant")
+_CLOSURE = tenant_closure.alias("reach_closure")
+_TENANT = tenants.alias("reach_tenant")
+
+
+def _reached(user_id: Any, root_id: Any | None) -> sa.Select[Any]:
+    """The live tenants a user's live grants reach (in one tree, for a tree-bound credential):
+    the tenant of each grant, and every tenant below an inheritable one."""
+    statement = (
+        sa.select(_TENANT.c.id, _TENANT.c.name)
+        .select_from(
+            _GRANT.join(
+                _CLOSURE,
+                sa.and_(
+                    _CLOSURE.c.ancestor_id == _GRANT.c.tenant_id,
+                    sa.or_(_CLOSURE.c.depth == 0, _GRANT.c.include_descendants),
+                ),
+            ).join(_TENANT, _TENANT.c.id == _CLOSURE.c.descendant_id)
+        )
+        .where(
+            _GRANT.c.user_id == user_id,
+            sa.or_(_GRANT.c.expires_at.is_(None), _GRANT.c.expires_at > _NOW),
+            _TENANT.c.deleted_at.is_(None),
+        )
+    )
+    if root_id is not None:
+        statement = statement.where(_GRANT.c.root_id == root_id)
+    return statement
+
+
+def _within(limit: frozenset[UUID]) -> sa.ColumnElement[bool]:
+    """At or below one of the tenants a scoped credential is limited to."""
+    closure = tenant_closure.alias("limit_closure")
+    return sa.exists().where(
+        closure.c.descendant_id == _TENANT.c.id, closure.c.ancestor_id.in_(sorted(limit))
+    )
+
+
+def _count_reached(user_id: Any, root_id: Any | None) -> sa.ScalarSelect[Any]:
+    statement = _reached(user_id, root_id)
+    return statement.with_only_columns(sa.func.count(sa.distinct(_TENANT.c.id))).scalar_subquery()
+
+
+def _grant_rows() -> sa.Subquery:
+    """Every live grant with its tenant and one row per role (joined to the credential)."""
+    grant = authorizations.alias("my_grant")
+    tenant = tenants.alias("my_grant_tenant")
+    return (
+        sa.select(
+            grant.c.id.label("grant_id"),
+            grant.c.user_id.label("grant_user_id"),
+            grant.c.root_id.label("grant_root_id"),
+            grant.c.tenant_id.label("grant_tenant_id"),
+            grant.c.include_descendants.label("grant_include_descendants"),
+            grant.c.expires_at.label("grant_expires_at"),
+            roles.c.key.label("grant_role"),
+            *(column.label(f"gt_{column.key}") for column in tenant.c),
+        )
+        .select_from(
+            grant.join(tenant, tenant.c.id == grant.c.tenant_id)
+            .join(authorization_roles, authorization_roles.c.authorization_id == grant.c.id)
+            .join(roles, roles.c.id == authorization_roles.c.role_id)
+        )
+        .where(
+            tenant.c.deleted_at.is_(None),
+            sa.or_(grant.c.expires_at.is_(None), grant.c.expires_at > _NOW),
+        )
+        .subquery("my_grants")
+    )
+
+
+def _by_api_key() -> sa.Select[Any]:
+    key_columns = [api_keys.c[key].label(f"key_{key}") for key in _KEY_COLUMNS]
+    member = (
+        sa.exists()
+        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
+        .label("member")
+    )
+    credential = (
+        sa.select(
+            *key_columns,
+            *_USER_COLUMNS,
+            member,
+            _codes_left(users.c.id).label("codes_left"),
+            _count_reached(users.c.id, api_keys.c.root_id).label("tenants_reached"),
+        )
+        .join(users, users.c.id == api_keys.c.user_id)
+        .where(api_keys.c.secret_hash == sa.bindparam("digest"))
+        .cte("credential")
+        .prefix_with("MATERIALIZED")  # its counts are computed once, not once per grant row
+    )
+    grants = _grant_rows()
+    return (
+        sa.select(credential, grants)
+        .select_from(
+            credential.outerjoin(
+                grants,
+                sa.and_(
+                    grants.c.grant_user_id == credential.c.id,
+                    grants.c.grant_root_id == credential.c.key_root_id,
+                ),
+            )
+        )
+        .order_by(grants.c.gt_name, grants.c.grant_tenant_id)
+    )
+
+
+def _by_session() -> sa.Select[Any]:
+    credential = (
+        sa.select(
+            sessions.c.id.label("session_id"),
+            sessions.c.created_at.label("session_created_at"),
+            sessions.c.last_seen_at.label("session_last_seen_at"),
+            sessions.c.ended_at.label("session_ended_at"),
+            timeout_cap(users.c.id).label("timeout_cap_minutes"),
+            *_USER_COLUMNS,
+            _codes_left(users.c.id).label("codes_left"),
+            _count_reached(users.c.id, None).label("tenants_reached"),
+        )
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.token_hash == sa.bindparam("digest"))
+        .cte("credential")
+        .prefix_with("MATERIALIZED")
+    )
+    grants = _grant_rows()
+    return (
+        sa.select(credential, grants)
+        .select_from(credential.outerjoin(grants, grants.c.grant_user_id == credential.c.id))
+        .order_by(grants.c.gt_name, grants.c.grant_tenant_id)
+    )
+
+
+# Built once: GET /v1/me runs one of these on every call.
+_BY_API_KEY = _by_api_key()
+_BY_SESSION = _by_session()
+
+
+def _key_of(row: Row[Any]) -> ApiKey:
+    mapping = row._mapping
+    return to_api_key(SimpleNamespace(**{key: mapping[f"key_{key}"] for key in _KEY_COLUMNS}))
+
+
+def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
+    found: dict[UUID, tuple[Row[Any], set[str]]] = {}
+    for row in rows:
+        if row.grant_id is None:
+            continue
+        found.setdefault(row.grant_id, (row, set()))[1].add(row.grant_role)
+    return [
+        Reach(
+            grant=Grant(
+                user_id=row.grant_user_id,
+                tenant_id=row.grant_tenant_id,
+                roles=frozenset(keys),
+                include_descendants=bool(row.grant_include_descendants),
+                expires_at=row.grant_expires_at,
+            ),
+            tenant=Tenant(
+                id=row.grant_tenant_id,
+                root_id=row.gt_root_id,
+                parent_id=row.gt_parent_id,
+                kind=TenantKind(row.gt_kind),
+                name=row.gt_name,
+                domain_prefix=row.gt_domain_prefix,
+                street_address=row.gt_street_address,
+                status=TenantStatus(row.gt_status),
+                created_at=row.gt_created_at,
+                updated_at=row.gt_updated_at,
+            ),
+        )
+        for row, keys in found.values()
+    ]
+
+
+class MeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_api_key(self, digest: str, now: datetime) -> Myself | None:
+        rows = (await self.session.execute(_BY_API_KEY, {"digest": digest, "now": now})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return Myself(
+            user=to_user(first),
+            reach=_reach_of(rows),
+            tenants_reached=int(first.tenants_reached),
+            recovery_codes_left=int(first.codes_left),
+            key=_key_of(first),
+            member=bool(first.member),
+        )
+
+    async def by_session(self, digest: str, now: datetime) -> Myself | None:
+        rows = (await self.session.execute(_BY_SESSION, {"digest": digest, "now": now})).all()
+        if not rows:
+            return None
+        first = rows[0]
+        return Myself(
+            user=to_user(first),
+            reach=_reach_of(rows),
+            tenants_reached=int(first.tenants_reached),
+            recovery_codes_left=int(first.codes_left),
+            session=Session(
+                id=first.session_id,
+                user_id=first.id,
+                created_at=first.session_created_at,
+                last_seen_at=first.session_last_seen_at,
+                ended_at=first.session_ended_at,
+                timeout_cap_minutes=first.timeout_cap_minutes,
+            ),
+        )
+
+    async def count_reached_within(
+        self, user_id: UUID, root_id: UUID | None, limit: frozenset[UUID], now: datetime
+    ) -> int:
+        """The tenants reached at or below the tenants a scoped credential is limited to."""
+        found = _reached(user_id, root_id).where(_within(limit)).distinct().subquery()
+        count = await self.session.scalar(
+            sa.select(sa.func.count()).select_from(found), {"now": now}
+        )
+        return int(count or 0)
+
+    async def reachable_page(
+        self,
+        user_id: UUID,
+        root_id: UUID | None,
+        *,
+        limit_to: frozenset[UUID] | None,
+        q: str | None,
+        now: datetime,
+        after: After | None,
+        limit: int,
+    ) -> Page[UUID]:
+        """The ids of the tenants a user reaches, by name, one keyset page at a time."""
+        statement = _reached(user_id, root_id).distinct()
+        if limit_to is not None:
+            statement = statement.where(_within(limit_to))
+        if q:
+            pattern = f"%{escape_like(q.lower())}%"
+            statement = statement.where(
+                sa.or_(
+                    sa.func.lower(_TENANT.c.name).like(pattern, escape="\\"),
+                    _TENANT.c.domain_prefix.like(pattern, escape="\\"),
+                )
+            )
+        return await fetch_page(
+            self.session,
+            statement.params(now=now),
+            key=SortKey(_TENANT.c.name),
+            id_column=_TENANT.c.id,
+            descending=False,
+            after=after,
+            limit=limit,
+            build=lambda row: row.id,
+        )
