@@ -40,9 +40,11 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 # --- the unit of work and the caller ------------------------------------------------------
 
 
-async def _work(request: Request, session: Session, state: State) -> use_cases.Work:
+async def _work(request: Request) -> use_cases.Work:
+    # One dependency of the request alone (no sub-dependencies to solve): it is on every route.
+    state: AppState = request.app.state.access
     return use_cases.Work(
-        session,
+        request.state.session,
         state,
         now=state.clock.now(),
         request_id=getattr(request.state, "request_id", None),
@@ -90,8 +92,9 @@ def requires(permission: str | None) -> Any:
     """A dependency resolving the caller's scope in {tenant_id} and demanding a permission
     (None: none; the use case decides, e.g. everyone manages their own API keys)."""
 
-    async def scope(tenant_id: TenantId, caller: CurrentCaller, work: Work) -> Scope:
-        return await work.scope(caller, tenant_id, permission)
+    async def scope(tenant_id: TenantId, bearer: Bearer, work: Work) -> Scope:
+        token = bearer.credentials if bearer else None
+        return await credentials.in_tenant(work, token, tenant_id, permission)
 
     scope.__doc__ = (
         f"Requires `{permission}` in the tenant's context." if permission else "Any standing."

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
 
     db_connect_timeout_seconds: float = 3.0
     db_statement_timeout_seconds: float = 5.0
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     db_pool_timeout_seconds: float = 3.0
     db_pooler: Literal["none", "transaction"] = Field(
         default="none",

@@ -77,3 +77,34 @@ class TestMeRoundTrips:
             _, headers = await live_msp(client, "trips-msp")
             statements = await _statements(client, "/v1/me", headers)
         assert len(statements) <= ME_WITH_SESSION[_backend(live_database)], _listed(statements)
+
+
+# A read in a tenant's context: the credential and the scope's facts (the tenant, its chain,
+# the caller's grants there) are one statement, and GET /v1/tenants/{id} answers from them.
+READ_IN_TENANT = {"postgresql": 1, "sqlite": 2}
+
+
+@pytest.mark.parametrize("live_database", ["sqlite", "postgresql"], indirect=True)
+class TestTenantReadRoundTrips:
+    async def test_a_read_on_a_client_through_a_root_grant(self, live_database: str) -> None:
+        async with live_client(live_database, mail_dispatcher=False) as client:
+            root, headers = await live_msp(client, "trips-msp")
+            made = await client.post(
+                f"/v1/tenants/{root}/clients",
+                json={"kind": "client", "name": "Counted", "domain_prefix": "counted"},
+                headers=headers,
+            )
+            assert made.status_code == 201, made.text
+            me = (await client.get("/v1/me", headers=headers)).json()
+            key = await client.post(
+                f"/v1/tenants/{root}/users/{me['id']}/api-keys",
+                json={"name": "counted"},
+                headers=headers,
+            )
+            assert key.status_code == 201, key.text
+            bearer = {"Authorization": f"Bearer {key.json()['key']}"}
+            path = f"/v1/tenants/{made.json()['id']}"
+            for credential in (headers, bearer):
+                statements = await _statements(client, path, credential)
+                limit = READ_IN_TENANT[_backend(live_database)]
+                assert len(statements) <= limit, _listed(statements)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from access_api.domain import agents, api_keys, auth, policies
 from access_api.domain import errors as e
-from access_api.domain.access import Caller, Scope
+from access_api.domain.access import Caller, Scope, ScopeFacts
 from access_api.domain.agents import Agent
 from access_api.domain.api_keys import ApiKey
 from access_api.domain.audit import ActorKind
@@ -153,3 +154,29 @@ def kind_of(token: str | None) -> tuple[str, str]:
 async def authenticate(work: Work, token: str | None) -> Authenticated:
     prefix, known = kind_of(token)
     return await CREDENTIALS[prefix](work, known)
+
+
+async def in_tenant(
+    work: Work, token: str | None, tenant_id: UUID, permission: str | None
+) -> Scope:
+    """The caller behind a credential acting in a tenant's context: the credential and the
+    scope's facts are read in one statement (a key scoped to some tenants needs one more)."""
+    prefix, known = kind_of(token)
+    digest = work.keyring.digest(known)
+    if prefix == SESSION_PREFIX:
+        login = await work.scoped.by_session(digest, tenant_id, work.now)
+        if login is None:
+            raise e.Unauthenticated("unknown or ended session")
+        found = await session_of(work, login.session, login.user)
+        facts = login.facts
+    elif prefix == api_keys.PREFIX:
+        key = await work.scoped.by_api_key(digest, tenant_id, work.now)
+        if key is None:
+            found = await api_key_of(work, None, "", member=False)
+        else:
+            found = await api_key_of(work, key.key, key.email, member=key.member)
+        facts = key.facts if key else ScopeFacts(tenant=None)
+    else:
+        found = await CREDENTIALS[prefix](work, known)
+        facts = await work.grants.scope_facts(found.caller, tenant_id, work.now)
+    return await work.judge(found.caller, tenant_id, facts, permission)

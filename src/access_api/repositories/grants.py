@@ -44,8 +44,11 @@ _grant = authorizations.alias("g")
 _closure_above = tenant_closure.alias("closure_above")
 
 
-def _scope_facts_statement() -> sa.Select[Any]:
-    user_id: sa.BindParameter[UUID] = sa.bindparam("user_id")
+def scope_facts_statement(user_id: Any = None) -> sa.Select[Any]:
+    """The facts of one caller in one tenant (the statement behind every scoped request);
+    user_id: an expression for the caller (a bound parameter unless given)."""
+    if user_id is None:
+        user_id = sa.bindparam("user_id")
     tenant_id: sa.BindParameter[UUID] = sa.bindparam("tenant_id")
     held = (
         sa.select(
@@ -146,9 +149,26 @@ def _reachable_statement() -> sa.Select[Any]:
     )
 
 
-_SCOPE_FACTS = _scope_facts_statement()
+_SCOPE_FACTS = scope_facts_statement()
 _REACHABLE = _reachable_statement()
 _REACHABLE_IN_TREE = _REACHABLE.where(authorizations.c.root_id == sa.bindparam("root_id"))
+
+
+def scope_facts_of(user_id: UUID, rows: Sequence[Row[Any]]) -> ScopeFacts:
+    """The rows of scope_facts_statement as facts (no row, or no tenant: out of reach)."""
+    if not rows or rows[0].id is None:
+        return ScopeFacts(tenant=None)
+    first = rows[0]
+    return ScopeFacts(
+        tenant=to_tenant(first),
+        chain_disabled=bool(first.chain_disabled),
+        member=bool(first.member),
+        has_live_grant_in_tree=bool(first.live_grant),
+        held=_held(user_id, rows),
+        roles=roles_of_rows(rows),
+        policies=chain_from(rows),
+        has_second_factor=has_second_factor(first.caller_two_factor),
+    )
 
 
 class GrantRepository:
@@ -164,19 +184,7 @@ class GrantRepository:
                 _SCOPE_FACTS, {"user_id": caller.user_id, "tenant_id": tenant_id, "now": now}
             )
         ).all()
-        if not rows:
-            return ScopeFacts(tenant=None)
-        first = rows[0]
-        return ScopeFacts(
-            tenant=to_tenant(first),
-            chain_disabled=bool(first.chain_disabled),
-            member=bool(first.member),
-            has_live_grant_in_tree=bool(first.live_grant),
-            held=_held(caller.user_id, rows),
-            roles=roles_of_rows(rows),
-            policies=chain_from(rows),
-            has_second_factor=has_second_factor(first.caller_two_factor),
-        )
+        return scope_facts_of(caller.user_id, rows)
 
     async def held_on(self, user_id: UUID, tenant_ids: Iterable[UUID]) -> dict[UUID, list[Held]]:
         """A user's grants that could apply on each tenant (on it, or inheritable from above)."""

@@ -15,7 +15,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain import access
-from access_api.domain.access import Caller, Scope
+from access_api.domain.access import Caller, Scope, ScopeFacts
 from access_api.domain.audit import Action, Actor, AuditEvent, Changes
 from access_api.domain.errors import NotFound
 from access_api.domain.tenants import Tenant
@@ -35,6 +35,7 @@ from access_api.repositories.policies import PolicyRepository
 from access_api.repositories.recovery import RecoveryRepository
 from access_api.repositories.roles import RoleRepository
 from access_api.repositories.scim import ScimRepository
+from access_api.repositories.scoped import ScopedRepository
 from access_api.repositories.sessions import SessionListing
 from access_api.repositories.sso import SsoRepository
 from access_api.repositories.tenants import TenantRepository
@@ -134,6 +135,10 @@ class Work:
         return TwoFactorRepository(self.session)
 
     @cached_property
+    def scoped(self) -> ScopedRepository:
+        return ScopedRepository(self.session)
+
+    @cached_property
     def myself(self) -> MeRepository:
         return MeRepository(self.session)
 
@@ -220,6 +225,12 @@ class Work:
     async def scope(self, caller: Caller, tenant_id: UUID, permission: str | None) -> Scope:
         """The caller acting in a tenant's context: reach, then status, then permission."""
         facts = await self.grants.scope_facts(caller, tenant_id, self.now)
+        return await self.judge(caller, tenant_id, facts, permission)
+
+    async def judge(
+        self, caller: Caller, tenant_id: UUID, facts: ScopeFacts, permission: str | None
+    ) -> Scope:
+        """The caller acting in a tenant's context, from facts already read."""
         resolved = access.resolve_scope(caller, facts, self.now)
         if caller.tenant_limit is not None:  # a key scoped to some tenants and below
             access.ensure_within_limit(caller, await self.tenants.chain(tenant_id))

@@ -1,0 +1,150 @@
+"""A credential and its facts in one tenant, in one statement: the hot path of every call made
+in a tenant's context (`/v1/tenants/{id}/…`).
+
+The credential (by the digest of its secret) and its user make a CTE; the facts of the scope
+(the tenant, its chain's status and policies, the caller's grants there with their roles) are
+joined to it, the caller's id read from the CTE. No credential: no row; a credential but no
+such tenant: one row whose facts are empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from access_api.domain.access import ScopeFacts
+from access_api.domain.api_keys import ApiKey
+from access_api.domain.auth import Session
+from access_api.domain.users import User
+from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.grants import scope_facts_of, scope_facts_statement
+from access_api.repositories.orm import api_keys, members, sessions, users
+from access_api.repositories.policies import timeout_cap
+from access_api.repositories.users import to_user
+
+_KEY_COLUMNS = tuple(c.key for c in api_keys.c if c.key != "secret_hash")
+_USER_COLUMNS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "session_timeout_minutes",
+    "two_factor",
+    "created_at",
+    "updated_at",
+    "last_login_at",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyInTenant:
+    key: ApiKey
+    email: str
+    member: bool
+    facts: ScopeFacts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionInTenant:
+    session: Session
+    user: User
+    facts: ScopeFacts
+
+
+def _with_facts(credential: sa.CTE, user_id: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    caller = sa.select(user_id).scalar_subquery()
+    facts = scope_facts_statement(caller).subquery("facts")
+    return sa.select(credential, facts).select_from(credential.outerjoin(facts, sa.true()))
+
+
+def _by_api_key() -> sa.Select[Any]:
+    member = (
+        sa.exists()
+        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
+        .label("cred_member")
+    )
+    credential = (
+        sa.select(
+            *(api_keys.c[key].label(f"cred_key_{key}") for key in _KEY_COLUMNS),
+            users.c.email.label("cred_email"),
+            member,
+        )
+        .join(users, users.c.id == api_keys.c.user_id)
+        .where(api_keys.c.secret_hash == sa.bindparam("digest"))
+        .cte("credential")
+    )
+    return _with_facts(credential, credential.c.cred_key_user_id)
+
+
+def _by_session() -> sa.Select[Any]:
+    credential = (
+        sa.select(
+            sessions.c.id.label("cred_session_id"),
+            sessions.c.created_at.label("cred_session_created_at"),
+            sessions.c.last_seen_at.label("cred_session_last_seen_at"),
+            sessions.c.ended_at.label("cred_session_ended_at"),
+            timeout_cap(users.c.id).label("cred_timeout_cap_minutes"),
+            *(users.c[key].label(f"cred_user_{key}") for key in _USER_COLUMNS),
+        )
+        .join(users, users.c.id == sessions.c.user_id)
+        .where(sessions.c.token_hash == sa.bindparam("digest"))
+        .cte("credential")
+    )
+    return _with_facts(credential, credential.c.cred_user_id)
+
+
+# Built once: one of these runs on every call made in a tenant's context.
+_BY_API_KEY = _by_api_key()
+_BY_SESSION = _by_session()
+
+
+def _prefixed(row: Row[Any], prefix: str, keys: tuple[str, ...]) -> SimpleNamespace:
+    mapping = row._mapping
+    return SimpleNamespace(**{key: mapping[f"{prefix}{key}"] for key in keys})
+
+
+class ScopedRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_api_key(self, digest: str, tenant_id: Any, now: datetime) -> KeyInTenant | None:
+        parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
+        rows = (await self.session.execute(_BY_API_KEY, parameters)).all()
+        if not rows:
+            return None
+        key = to_api_key(_prefixed(rows[0], "cred_key_", _KEY_COLUMNS))
+        return KeyInTenant(
+            key=key,
+            email=rows[0].cred_email,
+            member=bool(rows[0].cred_member),
+            facts=scope_facts_of(key.user_id, rows),
+        )
+
+    async def by_session(
+        self, digest: str, tenant_id: Any, now: datetime
+    ) -> SessionInTenant | None:
+        parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
+        rows = (await self.session.execute(_BY_SESSION, parameters)).all()
+        if not rows:
+            return None
+        first = rows[0]
+        user = to_user(_prefixed(first, "cred_user_", _USER_COLUMNS))
+        return SessionInTenant(
+            session=Session(
+                id=first.cred_session_id,
+                user_id=user.id,
+                created_at=first.cred_session_created_at,
+                last_seen_at=first.cred_session_last_seen_at,
+                ended_at=first.cred_session_ended_at,
+                timeout_cap_minutes=first.cred_timeout_cap_minutes,
+            ),
+            user=user,
+            facts=scope_facts_of(user.id, rows),
+        )
