@@ -17,6 +17,7 @@ from access_api.domain.errors import InvitationExists
 from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
 from access_api.domain.users import email_key
 from access_api.ids import new_id
+from access_api.repositories.bulk import insert_rows
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
     invitation_grant_roles,
@@ -280,10 +281,8 @@ class InvitationRepository:
                     {"grant_id": grant_id, "role_id": roles_by_key[key].id}
                     for key in sorted(offer.roles)
                 ]
-        if grant_rows:
-            await self.session.execute(sa.insert(invitation_grants), grant_rows)
-        if role_rows:
-            await self.session.execute(sa.insert(invitation_grant_roles), role_rows)
+        await insert_rows(self.session, invitation_grants, grant_rows)
+        await insert_rows(self.session, invitation_grant_roles, role_rows)
 
     async def replace_offers(
         self, invitation: Invitation, roles_by_key: Mapping[str, Role]
