@@ -306,20 +306,30 @@ async def resend(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
     resent = invitations.plan_resend(
         ids, found, {key: other.id for key, other in pending.items()}, work.now
     )
-    mails: list[QueuedMail] = []
+    tokens = [new_token(invitations.TOKEN_PREFIX) for _ in resent]
+    await work.invitations.resend(
+        [
+            (invitation, work.keyring.digest(token))
+            for invitation, token in zip(resent, tokens, strict=True)
+        ]
+    )
     inviters = await _inviters(work, resent)
-    for invitation in resent:
-        token = new_token(invitations.TOKEN_PREFIX)
-        await work.invitations.resend(invitation, work.keyring.digest(token))
-        mails.append(_mail_for(work, invitation, token, scope.tenant, inviters))
-        await work.record(
-            scope.caller.actor,
-            Action.INVITATION_RESENT,
-            tenant=scope.tenant,
-            target_id=invitation.id,
-            changes=invitations.resent_changes(found[invitation.id], invitation, work.now),
-        )
-    await work.send(mails)
+    await work.send(
+        _mail_for(work, invitation, token, scope.tenant, inviters)
+        for invitation, token in zip(resent, tokens, strict=True)
+    )
+    await work.record_events(
+        [
+            work.event(
+                scope.caller.actor,
+                Action.INVITATION_RESENT,
+                tenant=scope.tenant,
+                target_id=invitation.id,
+                changes=invitations.resent_changes(found[invitation.id], invitation, work.now),
+            )
+            for invitation in resent
+        ]
+    )
     return resent
 
 
@@ -327,15 +337,19 @@ async def revoke(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
     """Revoke invitations: their links stop working at once. Returns each as it now is."""
     found = await work.invitations.made_in(scope.tenant.id, ids, for_update=True)
     changes = invitations.plan_revoke(ids, found, work.now)
-    for before, after in changes:
-        await work.invitations.revoke(after)
-        await work.record(
-            scope.caller.actor,
-            Action.INVITATION_REVOKED,
-            tenant=scope.tenant,
-            target_id=after.id,
-            changes=invitations.revoked_changes(before, work.now),
-        )
+    await work.invitations.revoke([after for _, after in changes])
+    await work.record_events(
+        [
+            work.event(
+                scope.caller.actor,
+                Action.INVITATION_REVOKED,
+                tenant=scope.tenant,
+                target_id=after.id,
+                changes=invitations.revoked_changes(before, work.now),
+            )
+            for before, after in changes
+        ]
+    )
     current = found | {after.id: after for _, after in changes}
     return [current[i] for i in invitations.unique(ids)]
 
