@@ -23,16 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.live import live_client, live_msp, state_of
 from tests.users_bulk import add_users
 
-# Before the bulk rewrite, 100 invited emails took 216 statements on PostgreSQL (an inviter
-# SELECT and an audit INSERT per email); the whole request now takes 16 whatever the batch
-# size (SQLite adds its BEGIN IMMEDIATE). The bound leaves room for a statement or two more on
-# the shared path (credential, scope, lock), never for one per email.
+# Counts on PostgreSQL (SQLite adds its BEGIN IMMEDIATE). Before the bulk rewrite 100 invited
+# emails took 214 statements (an inviter SELECT and an audit INSERT per email); the request now
+# takes 16 whatever the batch size. Each bound leaves room for a statement or two more on the
+# shared path (credential, scope, lock), never for one per email.
 INVITE_100 = {"postgresql": 18, "sqlite": 19}
 # Half of the emails belong to members of the tree, who are granted the roles at once: the
-# member and grant reads and the grant writes add five (21), again whatever their number.
+# member and grant reads and the grant writes add five (21 today, 169 before).
 INVITE_50_AND_GRANT_50 = {"postgresql": 23, "sqlite": 24}
-# Resending or deleting 100 invitations: the same shared path, their rows read and updated once
-# each (15 and 12 statements today on PostgreSQL; 243 and 212 before).
+# Resending or deleting 100 invitations: their rows read once and updated by one statement
+# (13 and 7 today; 310 and 205 before).
 RESEND_100 = {"postgresql": 15, "sqlite": 16}
 DELETE_100 = {"postgresql": 9, "sqlite": 10}
 WRITTEN_ONCE = (
