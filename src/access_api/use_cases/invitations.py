@@ -125,9 +125,9 @@ async def _offer_context(work: Work, scope: Scope, offers: list[Offer]) -> Offer
     )
 
 
-async def _inviters(work: Work, invitations_: Iterable[Invitation]) -> dict[UUID, User]:
+async def _inviters(work: Work, made: Iterable[Invitation]) -> dict[UUID, User]:
     """Who invited, read once for a whole batch of mails (not once per mail)."""
-    return await work.users.get_many(i.invited_by for i in invitations_ if i.invited_by)
+    return await work.users.get_many(i.invited_by for i in made if i.invited_by)
 
 
 def _mail_for(
