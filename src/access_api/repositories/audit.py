@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.domain.audit import Actor, ActorKind, AuditEvent
 from access_api.domain.tenants import Tenant
+from access_api.repositories.bulk import insert_rows
 from access_api.repositories.orm import audit_events, tenant_closure
 from access_api.repositories.pagination import After, Page, SortKey, fetch_page
 
@@ -54,8 +55,7 @@ class AuditRepository:
             }
             for event in events
         ]
-        if rows:
-            await self.session.execute(sa.insert(audit_events), rows)
+        await insert_rows(self.session, audit_events, rows)
 
     async def list(
         self,

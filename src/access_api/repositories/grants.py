@@ -19,6 +19,7 @@ from access_api.domain.policies import SecurityPolicy, has_second_factor
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
+from access_api.repositories.bulk import insert_rows
 from access_api.repositories.members import live
 from access_api.repositories.orm import (
     authorization_roles,
@@ -469,8 +470,7 @@ class GrantRepository:
             await self.session.execute(
                 sa.delete(authorizations).where(authorizations.c.id.in_(removed))
             )
-        if new:
-            await self.session.execute(sa.insert(authorizations), new)
+        await insert_rows(self.session, authorizations, new)
         if kept:
             await self.session.execute(
                 sa.update(authorizations)
@@ -482,8 +482,7 @@ class GrantRepository:
                 ),
                 kept,
             )
-        if links:
-            await self.session.execute(sa.insert(authorization_roles), links)
+        await insert_rows(self.session, authorization_roles, links)
 
     async def _ids_of(self, pairs: set[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], UUID]:
         """The row ids of the existing grants among (user, tenant) pairs, in one statement."""

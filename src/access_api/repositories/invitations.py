@@ -17,6 +17,7 @@ from access_api.domain.errors import InvitationExists
 from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
 from access_api.domain.users import email_key
 from access_api.ids import new_id
+from access_api.repositories.bulk import insert_rows
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
     invitation_grant_roles,
@@ -280,10 +281,8 @@ class InvitationRepository:
                     {"grant_id": grant_id, "role_id": roles_by_key[key].id}
                     for key in sorted(offer.roles)
                 ]
-        if grant_rows:
-            await self.session.execute(sa.insert(invitation_grants), grant_rows)
-        if role_rows:
-            await self.session.execute(sa.insert(invitation_grant_roles), role_rows)
+        await insert_rows(self.session, invitation_grants, grant_rows)
+        await insert_rows(self.session, invitation_grant_roles, role_rows)
 
     async def replace_offers(
         self, invitation: Invitation, roles_by_key: Mapping[str, Role]
@@ -308,32 +307,55 @@ class InvitationRepository:
                 .values(status=InvitationStatus.EXPIRED.value, token_hash=None, updated_at=now)
             )
 
-    async def resend(self, invitation: Invitation, token_digest: str) -> None:
-        """A new link replaces the old one, which dies with its digest."""
-        await self.session.execute(
-            sa.update(invitations)
-            .where(invitations.c.id == invitation.id)
-            .values(
-                status=invitation.status.value,
-                token_hash=token_digest,
-                expires_at=invitation.expires_at,
-                updated_at=invitation.updated_at,
-                sent_count=invitation.sent_count,
-                last_sent_at=invitation.last_sent_at,
+    async def resend(self, resent: Sequence[tuple[Invitation, str]]) -> None:
+        """New links replace the old ones, which die with their digests: one statement."""
+        if resent:
+            await self.session.execute(
+                sa.update(invitations)
+                .where(invitations.c.id == sa.bindparam("invitation_id"))
+                .values(
+                    status=sa.bindparam("status"),
+                    token_hash=sa.bindparam("token_hash"),
+                    expires_at=sa.bindparam("expires_at"),
+                    updated_at=sa.bindparam("updated_at"),
+                    sent_count=sa.bindparam("sent_count"),
+                    last_sent_at=sa.bindparam("last_sent_at"),
+                ),
+                [
+                    {
+                        "invitation_id": invitation.id,
+                        "status": invitation.status.value,
+                        "token_hash": digest,
+                        "expires_at": invitation.expires_at,
+                        "updated_at": invitation.updated_at,
+                        "sent_count": invitation.sent_count,
+                        "last_sent_at": invitation.last_sent_at,
+                    }
+                    for invitation, digest in resent
+                ],
             )
-        )
 
-    async def revoke(self, invitation: Invitation) -> None:
-        await self.session.execute(
-            sa.update(invitations)
-            .where(invitations.c.id == invitation.id)
-            .values(
-                status=InvitationStatus.REVOKED.value,
-                token_hash=None,
-                revoked_at=invitation.revoked_at,
-                updated_at=invitation.updated_at,
+    async def revoke(self, revoked: Sequence[Invitation]) -> None:
+        """Revoked invitations lose their links: one statement."""
+        if revoked:
+            await self.session.execute(
+                sa.update(invitations)
+                .where(invitations.c.id == sa.bindparam("invitation_id"))
+                .values(
+                    status=InvitationStatus.REVOKED.value,
+                    token_hash=None,
+                    revoked_at=sa.bindparam("revoked_at"),
+                    updated_at=sa.bindparam("updated_at"),
+                ),
+                [
+                    {
+                        "invitation_id": invitation.id,
+                        "revoked_at": invitation.revoked_at,
+                        "updated_at": invitation.updated_at,
+                    }
+                    for invitation in revoked
+                ],
             )
-        )
 
     async def claim(self, invitation_id: UUID, token_digest: str, now: datetime) -> bool:
         """Accept once: of any number of concurrent acceptances of one link, the row count of

@@ -11,6 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from access_api.repositories.bulk import insert_rows
 from access_api.repositories.dialect import is_postgresql
 from access_api.repositories.orm import outbox
 
@@ -60,10 +61,9 @@ class OutboxRepository:
     async def add(self, messages: list[QueuedMail]) -> None:
         """Queue messages in the caller's transaction: they exist if and only if the change
         they announce was committed."""
-        if not messages:
-            return
-        await self.session.execute(
-            sa.insert(outbox),
+        await insert_rows(
+            self.session,
+            outbox,
             [
                 {
                     "id": message.id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from access_api.domain.invitations import (
 from access_api.domain.mail import accept_invitation_link, invitation_mail
 from access_api.domain.permissions import Permission
 from access_api.domain.tenants import Tenant
-from access_api.domain.users import email_key
+from access_api.domain.users import User, email_key
 from access_api.ids import new_id
 from access_api.pagination import After, Page
 from access_api.repositories.outbox import QueuedMail
@@ -125,8 +125,15 @@ async def _offer_context(work: Work, scope: Scope, offers: list[Offer]) -> Offer
     )
 
 
-async def _mail_for(work: Work, invitation: Invitation, token: str, tenant: Tenant) -> QueuedMail:
-    inviter = await work.users.get(invitation.invited_by) if invitation.invited_by else None
+async def _inviters(work: Work, made: Iterable[Invitation]) -> dict[UUID, User]:
+    """Who invited, read once for a whole batch of mails (not once per mail)."""
+    return await work.users.get_many(i.invited_by for i in made if i.invited_by)
+
+
+def _mail_for(
+    work: Work, invitation: Invitation, token: str, tenant: Tenant, inviters: Mapping[UUID, User]
+) -> QueuedMail:
+    inviter = inviters.get(invitation.invited_by) if invitation.invited_by else None
     mail = invitation_mail(
         recipient=invitation.email,
         tenant_name=tenant.name,
@@ -205,7 +212,7 @@ async def invite(
     )
     await work.invitations.close_expired([invitation.id for invitation in plan.expire], now)
     made: list[tuple[Invitation, str]] = []
-    mails: list[QueuedMail] = []
+    tokens: list[str] = []
     for email in plan.invite:
         invitation = invitations.new_invitation(
             id=new_id(),
@@ -219,29 +226,39 @@ async def invite(
         )
         token = new_token(invitations.TOKEN_PREFIX)
         made.append((invitation, work.keyring.digest(token)))
-        mails.append(await _mail_for(work, invitation, token, scope.tenant))
+        tokens.append(token)
+    inviters = await _inviters(work, [invitation for invitation, _ in made])
     await work.invitations.insert(made, context.roles)
-    await work.send(mails)
+    await work.send(
+        _mail_for(work, invitation, token, scope.tenant, inviters)
+        for (invitation, _), token in zip(made, tokens, strict=True)
+    )
     await work.grants.apply(
         plan.grant_changes, root_id=root_id, roles_by_key=context.roles, now=now
     )
     actor = scope.caller.actor
-    for invitation, _ in made:
-        await work.record(
-            actor,
-            Action.INVITATION_CREATED,
-            tenant=scope.tenant,
-            target_id=invitation.id,
-            changes=invitations.created_changes(invitation),
-        )
-    for change in plan.grant_changes:
-        await work.record(
-            actor,
-            Action.AUTHORIZATION_GRANTED,
-            tenant=scope.tenant,
-            target_id=change.user_id,
-            changes=access.grant_changes(change),
-        )
+    await work.record_events(
+        [
+            work.event(
+                actor,
+                Action.INVITATION_CREATED,
+                tenant=scope.tenant,
+                target_id=invitation.id,
+                changes=invitations.created_changes(invitation),
+            )
+            for invitation, _ in made
+        ]
+        + [
+            work.event(
+                actor,
+                Action.AUTHORIZATION_GRANTED,
+                tenant=scope.tenant,
+                target_id=change.user_id,
+                changes=access.grant_changes(change),
+            )
+            for change in plan.grant_changes
+        ]
+    )
     by_email = {invitation.email: invitation for invitation, _ in made}
     granted = dict(plan.granted)
     return [
@@ -289,19 +306,30 @@ async def resend(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
     resent = invitations.plan_resend(
         ids, found, {key: other.id for key, other in pending.items()}, work.now
     )
-    mails: list[QueuedMail] = []
-    for invitation in resent:
-        token = new_token(invitations.TOKEN_PREFIX)
-        await work.invitations.resend(invitation, work.keyring.digest(token))
-        mails.append(await _mail_for(work, invitation, token, scope.tenant))
-        await work.record(
-            scope.caller.actor,
-            Action.INVITATION_RESENT,
-            tenant=scope.tenant,
-            target_id=invitation.id,
-            changes=invitations.resent_changes(found[invitation.id], invitation, work.now),
-        )
-    await work.send(mails)
+    tokens = [new_token(invitations.TOKEN_PREFIX) for _ in resent]
+    await work.invitations.resend(
+        [
+            (invitation, work.keyring.digest(token))
+            for invitation, token in zip(resent, tokens, strict=True)
+        ]
+    )
+    inviters = await _inviters(work, resent)
+    await work.send(
+        _mail_for(work, invitation, token, scope.tenant, inviters)
+        for invitation, token in zip(resent, tokens, strict=True)
+    )
+    await work.record_events(
+        [
+            work.event(
+                scope.caller.actor,
+                Action.INVITATION_RESENT,
+                tenant=scope.tenant,
+                target_id=invitation.id,
+                changes=invitations.resent_changes(found[invitation.id], invitation, work.now),
+            )
+            for invitation in resent
+        ]
+    )
     return resent
 
 
@@ -309,15 +337,19 @@ async def revoke(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
     """Revoke invitations: their links stop working at once. Returns each as it now is."""
     found = await work.invitations.made_in(scope.tenant.id, ids, for_update=True)
     changes = invitations.plan_revoke(ids, found, work.now)
-    for before, after in changes:
-        await work.invitations.revoke(after)
-        await work.record(
-            scope.caller.actor,
-            Action.INVITATION_REVOKED,
-            tenant=scope.tenant,
-            target_id=after.id,
-            changes=invitations.revoked_changes(before, work.now),
-        )
+    await work.invitations.revoke([after for _, after in changes])
+    await work.record_events(
+        [
+            work.event(
+                scope.caller.actor,
+                Action.INVITATION_REVOKED,
+                tenant=scope.tenant,
+                target_id=after.id,
+                changes=invitations.revoked_changes(before, work.now),
+            )
+            for before, after in changes
+        ]
+    )
     current = found | {after.id: after for _, after in changes}
     return [current[i] for i in invitations.unique(ids)]
 

@@ -277,23 +277,46 @@ class Work:
         roll back) together."""
         await self.record_events(
             [
-                AuditEvent(
-                    id=new_id(),
-                    at=self.now,
-                    actor=actor,
-                    root_id=tenant.root_id if tenant else None,
-                    tenant_id=tenant.id if tenant else None,
-                    action=action,
-                    target_type=target_type or action.target_type,
+                self.event(
+                    actor,
+                    action,
+                    tenant=tenant,
                     target_id=target_id,
-                    changes=changes or {},
-                    request_id=self.request_id,
-                    ip=self.ip,
+                    changes=changes,
+                    target_type=target_type,
                 )
             ]
         )
 
+    def event(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        tenant: Tenant | None,
+        target_id: UUID | None,
+        changes: Changes | None = None,
+        target_type: str | None = None,
+    ) -> AuditEvent:
+        """An audit event of this request, to record with others in one write
+        (`record_events`): a bulk change records its hundreds of events in one statement."""
+        return AuditEvent(
+            id=new_id(),
+            at=self.now,
+            actor=actor,
+            root_id=tenant.root_id if tenant else None,
+            tenant_id=tenant.id if tenant else None,
+            action=action,
+            target_type=target_type or action.target_type,
+            target_id=target_id,
+            changes=changes or {},
+            request_id=self.request_id,
+            ip=self.ip,
+        )
+
     async def record_events(self, events: Sequence[AuditEvent]) -> None:
+        """Write events into this transaction, all in one statement, and queue their
+        webhook deliveries."""
         if events:
             await self.audit.record(events)
             self.events.extend(events)
