@@ -398,3 +398,24 @@ class TestGrantChangeEvents:
         assert access.removal_changes([], left_organization=False)["member"] == {
             "before": True, "after": True,
         }  # fmt: skip
+
+
+class TestReachWithinLimit:
+    """What a key scoped to some tenants still draws on, for GET /v1/me."""
+
+    def test_keeps_grants_at_or_below_the_limit_and_inheritable_ones_above_it(self) -> None:
+        user, region, client, beside = uuid4(), uuid4(), uuid4(), uuid4()
+        chains = {
+            ROOT: [ROOT],
+            region: [region, ROOT],
+            client: [client, region, ROOT],
+            beside: [beside, ROOT],
+        }
+        above = access.Reach(grant=grant(user, ROOT, "admin", below=True), tenant=tenant(ROOT))
+        flat_above = access.Reach(grant=grant(user, ROOT, "admin"), tenant=tenant(ROOT))
+        under = access.Reach(grant=grant(user, client, "read_only"), tenant=tenant(client))
+        elsewhere = access.Reach(grant=grant(user, beside, "admin"), tenant=tenant(beside))
+        held = [above, flat_above, under, elsewhere]
+        assert access.reach_within_limit(held, chains, frozenset({region})) == [above, under]
+        assert access.reach_within_limit(held, chains, None) == held
+        assert access.reach_within_limit(held, chains, frozenset({beside})) == [above, elsewhere]
