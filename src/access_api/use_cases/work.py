@@ -24,7 +24,7 @@ from access_api.ids import new_id
 from access_api.repositories.agents import AgentRepository
 from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
-from access_api.repositories.auth import SessionRepository
+from access_api.repositories.auth import LoginRepository, SessionRepository
 from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.members import MemberRepository
@@ -135,6 +135,10 @@ class Work:
     @cached_property
     def sessions(self) -> SessionRepository:
         return SessionRepository(self.session)
+
+    @cached_property
+    def logins(self) -> LoginRepository:
+        return LoginRepository(self.session)
 
     @cached_property
     def audit(self) -> AuditRepository:
