@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from access_api.domain.audit import AuditEvent
 from access_api.domain.auth import Session
 from access_api.domain.throttle import Bucket
 from access_api.domain.users import User
+from access_api.repositories.audit import AuditRepository, insert_one
 from access_api.repositories.dialect import is_postgresql
 from access_api.repositories.orm import (
     passkeys,
@@ -43,6 +45,7 @@ _STAMP_LOGIN = (
     .where(users.c.id == sa.bindparam("b_user_id", type_=users.c.id.type))
     .values(last_login_at=sa.bindparam("b_created_at", type_=users.c.last_login_at.type))
 )
+_INSERT_EVENT, _event_parameters = insert_one()
 _OPEN_SESSION = _INSERT_SESSION.add_cte(
     sa.delete(throttle_buckets)
     # = ANY(array), not an expanding IN: the statement's text stays the same whatever the
@@ -50,9 +53,10 @@ _OPEN_SESSION = _INSERT_SESSION.add_cte(
     .where(throttle_buckets.c.key == sa.any_(sa.bindparam("forget", type_=ARRAY(sa.String))))
     .cte("forgotten"),
     _STAMP_LOGIN.cte("stamped"),
+    _INSERT_EVENT.cte("recorded"),
 )
-"""Built once (only parameters change per login): PostgreSQL runs all three parts of a WITH
-whether or not the main statement reads them."""
+"""Built once (only parameters change per login): PostgreSQL runs every part of a WITH
+whether or not the main statement reads it."""
 
 
 class SessionRepository:
@@ -67,10 +71,12 @@ class SessionRepository:
         ip: str | None,
         user_agent: str | None,
         forget: Collection[str] = (),
+        event: AuditEvent,
     ) -> None:
-        """Start a session: insert it, stamp the user's last login and delete the throttle
-        buckets in `forget` (a successful login forgets its failures). One statement on
-        PostgreSQL; SQLite has no data-modifying WITH, so three there."""
+        """Start a session: insert it, stamp the user's last login, delete the throttle
+        buckets in `forget` (a successful login forgets its failures) and record its audit
+        event. One statement on PostgreSQL; SQLite has no data-modifying WITH, so one each
+        there. The caller keeps the event (Work.record_events(..., written=True))."""
         values = {
             "b_session_id": login.id,
             "b_user_id": login.user_id,
@@ -81,7 +87,9 @@ class SessionRepository:
             "b_user_agent": (user_agent or "")[:300] or None,
         }
         if is_postgresql(self.session):
-            await self.session.execute(_OPEN_SESSION, {**values, "forget": list(forget)})
+            await self.session.execute(
+                _OPEN_SESSION, {**values, **_event_parameters(event), "forget": list(forget)}
+            )
             return
         if forget:
             await self.session.execute(
@@ -89,6 +97,7 @@ class SessionRepository:
             )
         await self.session.execute(_INSERT_SESSION, values)
         await self.session.execute(_STAMP_LOGIN, values)
+        await AuditRepository(self.session).record([event])
 
     async def resolve(self, token_digest: str) -> tuple[Session, User] | None:
         row = (

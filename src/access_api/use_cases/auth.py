@@ -79,19 +79,21 @@ async def _open_session(
     session = auth.Session(
         id=new_id(), user_id=user.id, created_at=work.now, last_seen_at=work.now, ended_at=None
     )
+    created = work.event(
+        Actor(user_id=user.id, kind=ActorKind.SESSION),
+        Action.SESSION_CREATED,
+        tenant=None,
+        target_id=session.id,
+    )
     await work.sessions.open(
         session,
         work.keyring.digest(token),
         ip=work.ip,
         user_agent=work.user_agent,
         forget=forget,
+        event=created,
     )
-    await work.record(
-        Actor(user_id=user.id, kind=ActorKind.SESSION),
-        Action.SESSION_CREATED,
-        tenant=None,
-        target_id=session.id,
-    )
+    await work.record_events([created], written=True)
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
     timeout = policies.session_timeout(user.session_timeout_minutes, cap)
     return NewSession(
