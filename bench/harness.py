@@ -40,9 +40,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int | str) -> float:
     """CPU time (user + system) a process has used so far: unlike throughput, it does not
-    depend on what else the machine is running."""
+    depend on what else the machine is running. A thread is "pid/task/tid"."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +20,7 @@ from access_api.domain import access
 from access_api.domain.access import Caller
 from access_api.domain.audit import ActorKind
 from access_api.repositories.grants import GrantRepository
-from bench.harness import Server, rss_sampler, wrk_async
+from bench.harness import Load, Server, cpu_seconds, rss_sampler, wrk_async
 from bench.world import ADMIN_EMAIL, ADMIN_PASSWORD, Msp, settings_for
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -125,10 +128,20 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
     }
 
 
-async def login_storm(server: Server) -> dict[str, Any]:
-    """Correct logins as fast as they come, while /healthz is probed one request at a time."""
+async def login_storm(
+    server: Server, dsn: str | None = None, probe_every: float | None = None
+) -> dict[str, Any]:
+    """Correct logins as fast as they come, while /healthz is probed one request at a time:
+    back to back by wrk (SPEC §6), or, with probe_every, one probe every so many seconds.
+    Beside the rates, where the CPU went per login: the server's event-loop thread (everything
+    but the hash, and the /healthz probes), its hashing threads, and PostgreSQL's backends: on
+    a shared machine these say what the rates cannot (what is left for hashing). A probe back
+    to back is a load of its own (thousands of requests a second on the same two cores)."""
     body = f'{{"email": "{ADMIN_EMAIL}", "password": "{ADMIN_PASSWORD}"}}'
     headers = {"Content-Type": "application/json"}
+    loop_thread = f"{server.pid}/task/{server.pid}"
+    backends_before = _cpu_of(await _backends(dsn)) if dsn else {}
+    cpu_before = server.cpu_seconds(), cpu_seconds(loop_thread)
     async with rss_sampler(server) as rss:
         logins, health = await asyncio.gather(
             wrk_async(
@@ -139,17 +152,98 @@ async def login_storm(server: Server) -> dict[str, Any]:
                 body=body,
                 headers=headers,
             ),
-            wrk_async(server.base_url + "/healthz", seconds=DURATION, connections=1),
+            _probe(server.base_url + "/healthz", probe_every),
         )
+    cpu_after = server.cpu_seconds(), cpu_seconds(loop_thread)
+    # Backends the pool opened during the storm count from zero.
+    backends_after = _cpu_of(await _backends(dsn)) if dsn else {}
+    postgres = sum(cpu - backends_before.get(pid, 0.0) for pid, cpu in backends_after.items())
     if logins.non_2xx or logins.errors:
         raise RuntimeError(f"login storm: {logins.non_2xx} non-2xx, {logins.errors} errors")
+    per_login = [
+        round((after - before) * 1000 / max(logins.requests, 1), 2)
+        for before, after in zip(cpu_before, cpu_after, strict=True)
+    ]
     return {
         "logins_per_s": logins.rps,
         "login_p99_ms": logins.p99_ms,
         "healthz_p50_ms": health.p50_ms,
         "healthz_p99_ms": health.p99_ms,
+        "healthz_requests": health.requests,
+        "server_cpu_ms_per_login": per_login[0],
+        "event_loop_cpu_ms_per_login": per_login[1],
+        "hashing_threads_cpu_ms_per_login": round(per_login[0] - per_login[1], 2),
+        "postgres_cpu_ms_per_login": (
+            round(postgres * 1000 / max(logins.requests, 1), 2) if dsn else None
+        ),
         "rss_max_mb": round(max(rss), 1),
     }
+
+
+def beside_ceiling(storm: dict[str, Any], hashing: dict[str, Any]) -> dict[str, Any]:
+    """A storm's figures with the hash ceiling's. With two cores busy, logins/s cannot pass
+    2 s / (all the CPU a login costs: the server's, the probes' it served meanwhile and
+    PostgreSQL's), nor can the ceiling pass 2 s / (a verification's CPU): their quotient is
+    the best ratio this machine allows (the load generators' own CPU not even counted)."""
+    spent = storm["server_cpu_ms_per_login"] + (storm["postgres_cpu_ms_per_login"] or 0)
+    return {
+        **storm,
+        "hash_ceiling_per_s": hashing["verifications_per_s"],
+        "ratio_to_hash_ceiling": ratio(storm["logins_per_s"], hashing["verifications_per_s"]),
+        "hash_cpu_ms_per_verification": hashing["cpu_ms_per_verification"],
+        "ratio_bound_by_cpu": ratio(hashing["cpu_ms_per_verification"], spent),
+    }
+
+
+async def _probe(url: str, every: float | None) -> Load | Probe:
+    if every is None:
+        return await wrk_async(url, seconds=DURATION, connections=1)
+    return await paced_probe(url, DURATION, every)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    requests: int
+    p50_ms: float
+    p99_ms: float
+
+
+async def paced_probe(url: str, seconds: float, every: float) -> Probe:
+    """GET url once every `every` seconds (on one kept-alive connection), timing each."""
+    timings: list[float] = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        deadline = time.perf_counter() + seconds
+        while (started := time.perf_counter()) < deadline:
+            (await client.get(url)).raise_for_status()
+            timings.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(max(0.0, every - (time.perf_counter() - started)))
+    timings.sort()
+    return Probe(
+        requests=len(timings),
+        p50_ms=round(statistics.median(timings), 2),
+        p99_ms=round(timings[max(0, int(len(timings) * 0.99) - 1)], 2),
+    )
+
+
+async def _backends(dsn: str) -> list[int]:
+    """The PostgreSQL backends serving the bench's database (the server's pooled ones)."""
+    connection = await asyncpg.connect(dsn, timeout=5)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return [row["pid"] for row in rows]
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that ended meanwhile
+            found[pid] = cpu_seconds(pid)
+    return found
 
 
 async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[str, Any]:
@@ -234,15 +328,19 @@ def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
     stored = _HASHER.hash(ADMIN_PASSWORD)
     deadline = time.perf_counter() + seconds
 
-    def verify_until_deadline() -> int:
-        done = 0
+    def verify_until_deadline() -> tuple[int, float]:
+        done, cpu = 0, time.thread_time()
         while time.perf_counter() < deadline:
             assert _HASHER.verify(ADMIN_PASSWORD, stored)
             done += 1
-        return done
+        return done, time.thread_time() - cpu
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        counts = list(pool.map(lambda _: verify_until_deadline(), range(threads)))
+        counts, cpu = zip(*pool.map(lambda _: verify_until_deadline(), range(threads)), strict=True)
     elapsed = time.perf_counter() - started
-    return {"threads": threads, "verifications_per_s": round(sum(counts) / elapsed, 1)}
+    return {
+        "threads": threads,
+        "verifications_per_s": round(sum(counts) / elapsed, 1),
+        "cpu_ms_per_verification": round(sum(cpu) * 1000 / max(sum(counts), 1), 2),
+    }

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from access_api.repositories.orm import audit_events, sessions, users
+from access_api.repositories.orm import audit_events, sessions, throttle_buckets, users
 from tests.api.conftest import PASSWORD, Msp, World, assert_problem
 
 
@@ -27,6 +27,47 @@ class TestLogin:
         assert all(body["access_token"] not in h for h in stored)
         (hash_,) = (await world.connection.execute(sa.select(users.c.password_hash))).scalars()
         assert hash_.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+    async def test_records_the_session_stamps_the_login_and_forgets_the_failures(
+        self, world: World, msp: Msp
+    ) -> None:
+        wrong = {"email": msp.admin.email, "password": PASSWORD + "-wrong"}
+        assert (await world.client.post("/v1/auth/login", json=wrong)).status_code == 401
+        before = await world.rows(sa.select(throttle_buckets.c.rule))
+        assert {row.rule for row in before} == {"login:account", "login:address"}
+        response = await world.client.post(
+            "/v1/auth/login",
+            json={"email": msp.admin.email, "password": PASSWORD},
+            headers={"X-Request-ID": "login-1", "User-Agent": "bench/1"},
+        )
+        assert response.status_code == 200
+        (session,) = await world.rows(
+            sa.select(sessions).where(
+                sessions.c.token_hash == world.state.keyring.digest(response.json()["access_token"])
+            )
+        )
+        assert (session.user_id, session.user_agent, session.ended_at) == (
+            msp.admin.user_id,
+            "bench/1",
+            None,
+        )
+        (event,) = await world.rows(
+            sa.select(audit_events).where(audit_events.c.target_id == session.id)
+        )
+        assert (event.action, event.actor_user_id, event.actor_kind, event.request_id) == (
+            "session.created",
+            msp.admin.user_id,
+            "session",
+            "login-1",
+        )
+        assert (event.tenant_id, event.changes, event.at) == (None, {}, session.created_at)
+        (stamped,) = await world.rows(
+            sa.select(users.c.last_login_at).where(users.c.id == msp.admin.user_id)
+        )
+        assert stamped.last_login_at == session.created_at
+        # The success forgot the account's failures, not the address's.
+        after = await world.rows(sa.select(throttle_buckets.c.rule))
+        assert {row.rule for row in after} == {"login:address"}
 
     async def test_email_is_case_insensitive(self, world: World, msp: Msp) -> None:
         response = await world.client.post(

@@ -134,7 +134,12 @@ def ensure_domains_free(wanted: frozenset[str], owners: Mapping[str, UUID], mine
 
 def ensure_password_login_allowed(connection: Connection | None) -> None:
     """With enforce, the IdP is the only way in for the connection's domains."""
-    if connection is not None and connection.enforce:
+    ensure_not_enforced(connection is not None and connection.enforce)
+
+
+def ensure_not_enforced(enforced: bool) -> None:
+    """ensure_password_login_allowed, knowing only whether the domain's connection enforces."""
+    if enforced:
         raise e.SsoRequired("sign in through single sign-on: /v1/auth/sso/start?email=…")
 
 

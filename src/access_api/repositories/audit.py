@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -33,29 +33,46 @@ def to_event(row: Any) -> AuditEvent:
     )
 
 
+def audit_row(event: AuditEvent) -> dict[str, Any]:
+    """An event as the values of its audit_events row."""
+    return {
+        "id": event.id,
+        "at": event.at,
+        "actor_user_id": event.actor.user_id,
+        "actor_kind": event.actor.kind.value,
+        "root_id": event.root_id,
+        "tenant_id": event.tenant_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "changes": event.changes,
+        "request_id": event.request_id,
+        "ip": event.ip,
+    }
+
+
+def insert_one() -> tuple[sa.Insert, Callable[[AuditEvent], dict[str, Any]]]:
+    """An INSERT of one event with parameters named apart from any other statement's (to
+    ride in another statement's WITH), and the function giving an event's parameters."""
+    statement = sa.insert(audit_events).values(
+        {
+            column: sa.bindparam(f"audit_{column.name}", type_=column.type)
+            for column in audit_events.columns
+        }
+    )
+
+    def parameters(event: AuditEvent) -> dict[str, Any]:
+        return {f"audit_{name}": value for name, value in audit_row(event).items()}
+
+    return statement, parameters
+
+
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def record(self, events: Iterable[AuditEvent]) -> None:
-        rows = [
-            {
-                "id": event.id,
-                "at": event.at,
-                "actor_user_id": event.actor.user_id,
-                "actor_kind": event.actor.kind.value,
-                "root_id": event.root_id,
-                "tenant_id": event.tenant_id,
-                "action": event.action,
-                "target_type": event.target_type,
-                "target_id": event.target_id,
-                "changes": event.changes,
-                "request_id": event.request_id,
-                "ip": event.ip,
-            }
-            for event in events
-        ]
-        await insert_rows(self.session, audit_events, rows)
+        await insert_rows(self.session, audit_events, [audit_row(event) for event in events])
 
     async def list(
         self,

@@ -425,11 +425,6 @@ class UserRepository:
         )
         return str(value) if value is not None else None
 
-    async def record_login(self, user_id: UUID, now: datetime) -> None:
-        await self.session.execute(
-            sa.update(users).where(users.c.id == user_id).values(last_login_at=now)
-        )
-
     async def set_password_hash(self, user_id: UUID, password_hash: str, now: datetime) -> None:
         await self.session.execute(
             sa.update(users)

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import Any
 
-import anyio
 from passlib.hash import argon2
 
 # OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
 _HASHER: Any = argon2.using(type="ID", memory_cost=19456, rounds=2, parallelism=1)
 
 
-class Passwords:
-    """A hash costs ~17 ms of CPU: done in worker threads (argon2 releases the GIL), bounded so a
-    login storm queues for CPU instead of starving every other request of threads."""
+def hashing_threads() -> int:
+    """One hashing thread per core this process may run on: argon2 is pure CPU (and releases
+    the GIL), so a thread beyond the cores only makes every hash slower (two 19 MiB working
+    sets fighting for one core's cache) and takes CPU from the event loop."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
-    def __init__(self, max_concurrent: int = 4) -> None:
-        self._limiter = anyio.CapacityLimiter(max_concurrent)
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """The process's hashing threads, shared by every app in it: the cores are per process."""
+    return ThreadPoolExecutor(max_workers=hashing_threads(), thread_name_prefix="argon2")
+
+
+class Passwords:
+    """A hash costs ~17 ms of CPU: done on the hashing pool, one thread per core. A login
+    storm queues there (a queued hash whose client went away is dropped unrun) instead of
+    contending for the CPU the event loop needs to answer everything else."""
+
+    def __init__(self) -> None:
         self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
-        result: str = await anyio.to_thread.run_sync(_HASHER.hash, password, limiter=self._limiter)
+        result: str = await asyncio.get_running_loop().run_in_executor(
+            _pool(), _HASHER.hash, password
+        )
         return result
 
     async def verify(self, password: str, stored: str | None) -> bool:
@@ -31,8 +52,8 @@ class Passwords:
             if self._dummy is None:
                 self._dummy = await self.hash(secrets.token_urlsafe(16))
             stored = self._dummy  # a random secret's hash: no password matches it
-        matched: bool = await anyio.to_thread.run_sync(
-            _HASHER.verify, password, stored, limiter=self._limiter
+        matched: bool = await asyncio.get_running_loop().run_in_executor(
+            _pool(), _HASHER.verify, password, stored
         )
         return matched
 

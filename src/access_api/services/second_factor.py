@@ -49,11 +49,15 @@ class SecondFactor:
         otp: str | None,
         *failures: Attempt,
         assertion: dict[str, Any] | None = None,
+        has_passkeys: bool = True,
     ) -> str | None:
         """Pass, or refuse: otp_required without an answer (naming the methods the user has,
         with a passkey challenge when they have passkeys; an email user is sent a code),
         invalid_otp for a wrong code (invalid_credentials for a failed passkey), which counts
-        against the given throttle buckets like a wrong password."""
+        against the given throttle buckets like a wrong password. A caller that knows the
+        user has no passkeys says so (has_passkeys=False): nothing to read then."""
+        if user.two_factor is TwoFactor.DISABLED and not has_passkeys:
+            return None
         keys = await self._passkeys.of_user(user.id)
         if user.two_factor is TwoFactor.DISABLED and not keys:
             return None

@@ -6,7 +6,7 @@ so failures are written in a transaction of their own, once the request's has en
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from access_api.db import Database
 from access_api.domain import throttle
 from access_api.domain.errors import RateLimited
-from access_api.domain.throttle import Rule
+from access_api.domain.throttle import Bucket, Rule
 from access_api.repositories.throttle import ThrottleRepository
 from access_api.services.keyring import Keyring
 
@@ -41,7 +41,10 @@ class Throttle:
         """Refuse (429 rate_limited, with Retry-After) while any of these buckets is locked;
         call it before the costly or revealing part of the attempt."""
         keys = [self.key(rule, subject) for rule, subject in attempts]
-        buckets = await ThrottleRepository(self.session).buckets(keys)
+        self.ensure_open(await ThrottleRepository(self.session).buckets(keys), keys)
+
+    def ensure_open(self, buckets: Mapping[str, Bucket], keys: Iterable[str]) -> None:
+        """check() over buckets already read (by key): refuse while any of keys is locked."""
         wait = throttle.retry_after((buckets.get(key) for key in keys), self.now)
         if wait is not None:
             raise RateLimited(wait)

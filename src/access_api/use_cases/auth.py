@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,42 +41,60 @@ async def login(
     the same whether or not the email exists."""
     account = (throttle.LOGIN_ACCOUNT, email_key(email))
     address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
-    await work.throttle.check(account, address)
-    sso.ensure_password_login_allowed(await work.sso.of_domain(sso.email_domain(email)))
-    found = await work.users.by_email(email)
-    matched = await work.passwords.verify(password, found[1] if found else None)
-    if found is None or not matched:
+    account_key, address_key = work.throttle.key(*account), work.throttle.key(*address)
+    facts = await work.logins.facts(
+        email_key=account[1],
+        domain=sso.email_domain(email),
+        account_key=account_key,
+        address_key=address_key,
+    )
+    work.throttle.ensure_open(facts.buckets, (account_key, address_key))
+    sso.ensure_not_enforced(facts.sso_enforced)
+    matched = await work.passwords.verify(password, facts.password_hash)
+    if facts.user is None or facts.password_hash is None or not matched:
         work.throttle.failed(account, address)
         raise e.InvalidCredentials()
-    user, stored = found
-    method = await work.second_factor.check(user, otp, account, address, assertion=webauthn)
-    await work.throttle.succeeded(account)
+    user, stored = facts.user, facts.password_hash
+    method = await work.second_factor.check(
+        user, otp, account, address, assertion=webauthn, has_passkeys=facts.has_passkeys
+    )
     if method == "recovery_code":
         actor = Actor(user_id=user.id, kind=ActorKind.SESSION)
         await work.record(actor, Action.RECOVERY_CODE_USED, tenant=None, target_id=user.id)
     if work.passwords.needs_rehash(stored):
         await work.users.set_password_hash(user.id, await work.passwords.hash(password), work.now)
-    return await start_session(work, user)
+    # A successful login forgets the account's failures as it starts the session.
+    return await _open_session(work, user, facts.timeout_cap_minutes, forget=[account_key])
 
 
 async def start_session(work: Work, user: User) -> NewSession:
     """A new login session for a user who proved who they are (login, invitation accept)."""
+    return await _open_session(work, user, await work.policies.timeout_cap(user.id))
+
+
+async def _open_session(
+    work: Work, user: User, cap: int | None, forget: Sequence[str] = ()
+) -> NewSession:
     token = new_token(SESSION_PREFIX)
     session = auth.Session(
         id=new_id(), user_id=user.id, created_at=work.now, last_seen_at=work.now, ended_at=None
     )
-    await work.sessions.create(
-        session, work.keyring.digest(token), ip=work.ip, user_agent=work.user_agent
-    )
-    await work.users.record_login(user.id, work.now)
-    await work.record(
+    created = work.event(
         Actor(user_id=user.id, kind=ActorKind.SESSION),
         Action.SESSION_CREATED,
         tenant=None,
         target_id=session.id,
     )
+    await work.sessions.open(
+        session,
+        work.keyring.digest(token),
+        ip=work.ip,
+        user_agent=work.user_agent,
+        forget=forget,
+        event=created,
+    )
+    await work.record_events([created], written=True)
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
-    cap = await work.policies.timeout_cap(user.id)
     timeout = policies.session_timeout(user.session_timeout_minutes, cap)
     return NewSession(
         id=session.id,

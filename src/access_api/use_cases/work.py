@@ -24,7 +24,7 @@ from access_api.ids import new_id
 from access_api.repositories.agents import AgentRepository
 from access_api.repositories.api_keys import ApiKeyRepository
 from access_api.repositories.audit import AuditRepository
-from access_api.repositories.auth import SessionRepository
+from access_api.repositories.auth import LoginRepository, SessionRepository
 from access_api.repositories.grants import GrantRepository
 from access_api.repositories.invitations import InvitationRepository
 from access_api.repositories.me import MeRepository
@@ -147,6 +147,10 @@ class Work:
         return SessionRepository(self.session)
 
     @cached_property
+    def logins(self) -> LoginRepository:
+        return LoginRepository(self.session)
+
+    @cached_property
     def audit(self) -> AuditRepository:
         return AuditRepository(self.session)
 
@@ -263,6 +267,32 @@ class Work:
 
     # --- the audit trail and the outbox -------------------------------------------------
 
+    def event(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        tenant: Tenant | None,
+        target_id: UUID | None,
+        changes: Changes | None = None,
+        target_type: str | None = None,
+    ) -> AuditEvent:
+        """An event of this request (its time, id and address), not yet recorded: a bulk
+        change records its hundreds of events in one write (`record_events`)."""
+        return AuditEvent(
+            id=new_id(),
+            at=self.now,
+            actor=actor,
+            root_id=tenant.root_id if tenant else None,
+            tenant_id=tenant.id if tenant else None,
+            action=action,
+            target_type=target_type or action.target_type,
+            target_id=target_id,
+            changes=changes or {},
+            request_id=self.request_id,
+            ip=self.ip,
+        )
+
     async def record(
         self,
         actor: Actor,
@@ -288,37 +318,13 @@ class Work:
             ]
         )
 
-    def event(
-        self,
-        actor: Actor,
-        action: Action,
-        *,
-        tenant: Tenant | None,
-        target_id: UUID | None,
-        changes: Changes | None = None,
-        target_type: str | None = None,
-    ) -> AuditEvent:
-        """An audit event of this request, to record with others in one write
-        (`record_events`): a bulk change records its hundreds of events in one statement."""
-        return AuditEvent(
-            id=new_id(),
-            at=self.now,
-            actor=actor,
-            root_id=tenant.root_id if tenant else None,
-            tenant_id=tenant.id if tenant else None,
-            action=action,
-            target_type=target_type or action.target_type,
-            target_id=target_id,
-            changes=changes or {},
-            request_id=self.request_id,
-            ip=self.ip,
-        )
-
-    async def record_events(self, events: Sequence[AuditEvent]) -> None:
-        """Write events into this transaction, all in one statement, and queue their
-        webhook deliveries."""
+    async def record_events(self, events: Sequence[AuditEvent], *, written: bool = False) -> None:
+        """Write events into this transaction, all in one statement, and queue their webhook
+        deliveries. written: a repository already inserted them, riding in a statement of its
+        own (a round trip fewer); they are kept and sent to webhooks all the same."""
         if events:
-            await self.audit.record(events)
+            if not written:
+                await self.audit.record(events)
             self.events.extend(events)
             if await webhooks.enqueue(self.webhooks, self.outbox, events):
                 self.after_commit(self.state.webhooks.wake)
