@@ -294,7 +294,7 @@ class UserRepository:
         ids: Sequence[UUID] | None,
         now: datetime,
         statement_seconds: float,
-        batch: int = 2000,
+        batch: int = 1000,
     ) -> AsyncIterator[bytes]:
         """The CSV export (seed 003), streamed from one query (one snapshot) with memory flat
         whatever the number of users. PostgreSQL renders the CSV itself (COPY ... TO STDOUT),
