@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from access_api.db import create_engine
-from access_api.repositories.orm import audit_events
+from access_api.repositories.orm import audit_events, users
 from access_api.services.clock import SystemClock
 from tests.api.conftest import Msp, World, assert_problem
 from tests.conftest import settings_for
@@ -94,7 +94,7 @@ class TestExport:
         """The body as bytes: roles sorted and joined by ';', only those held here; a member
         with no role left is no_access; times in UTC to the microsecond; no login yet is an
         empty cell; a comma or a quote is quoted. Each backend runs this, so both give these
-        very bytes (PostgreSQL renders them with COPY, SQLite with the csv module)."""
+        very bytes (PostgreSQL renders them with COPY, SQLite with the same rules in SQL)."""
         role = await world.client.post(
             f"/v1/tenants/{msp.id}/roles",
             json={"key": "auditor", "name": "Auditor", "permissions": ["users.read"]},
@@ -119,6 +119,12 @@ class TestExport:
             headers=msp.admin.headers,
         )
         assert named.status_code == 200, named.text
+        # No API writes these (SCIM may leave a name empty): straight into the table.
+        await world.connection.execute(
+            sa.update(users)
+            .where(users.c.id == roleless.user_id)
+            .values(first_name="Two\rlines", last_name="")
+        )
         response = await world.client.get(
             f"/v1/tenants/{msp.id}/users/export",
             params={"ids": ",".join(str(u.user_id) for u in (below, many, roleless))},
@@ -126,14 +132,28 @@ class TestExport:
         )
         first = "2026-11-22T09:00:00.120034+00:00"
         then = "2026-11-22T09:00:01.120039+00:00"
-        assert response.content.decode() == (
+        expected = (
             "user_id,email,first_name,last_name,roles,two_factor,status,created_at,"
             "last_login_at\n"
             f'{below.user_id},below@x.com,"Smith, ""Jr""",below,,disabled,active,{first},\n'
             f"{many.user_id},many@x.com,Test,many,admin;auditor;read_only,disabled,active,"
             f"{then},{then}\n"
-            f"{roleless.user_id},roleless@x.com,Test,roleless,,disabled,no_access,{then},\n"
+            f'{roleless.user_id},roleless@x.com,"Two\rlines","",,disabled,no_access,{then},\n'
         )
+        assert response.content == expected.encode()
+        # A NULL alone on its line is an empty line; an empty string is "" (COPY's rules).
+        alone = await world.client.get(
+            f"/v1/tenants/{msp.id}/users/export",
+            params={"columns": "last_login_at", "ids": str(below.user_id)},
+            headers=msp.admin.headers,
+        )
+        assert alone.content == b"last_login_at\n\n"
+        alone = await world.client.get(
+            f"/v1/tenants/{msp.id}/users/export",
+            params={"columns": "last_name", "ids": str(roleless.user_id)},
+            headers=msp.admin.headers,
+        )
+        assert alone.content == b'last_name\n""\n'
 
     async def test_unknown_columns_and_ids_are_refused(self, world: World, msp: Msp) -> None:
         before = await world.snapshot()
