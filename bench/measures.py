@@ -61,7 +61,9 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
     """Stream the whole export, discarding it as it arrives; the server's RSS is sampled.
     First a warm-up, as for every measure: the same route for one row. The export is the
     first request of a freshly started server, whose first request builds FastAPI's routes,
-    opens a connection and compiles statements (about 0.15 s of CPU, once per process)."""
+    opens a connection and compiles statements (about 0.15 s of CPU, once per process); on
+    SQLite it also waits for the statistics refresh the server starts with (ANALYZE holds
+    the write lock the export's audit event needs: seconds at 1M users)."""
     rows = 0
     path = f"/v1/tenants/{msp.root_id}/users/export"
     # RSS growth counts from before the warm-up: what the first request builds is not hidden.
