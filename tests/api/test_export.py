@@ -8,13 +8,14 @@ import gc
 import io
 import tracemalloc
 from collections.abc import MutableMapping
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 
 from access_api.db import create_engine
-from access_api.repositories.orm import audit_events
+from access_api.repositories.orm import audit_events, users
 from access_api.services.clock import SystemClock
 from tests.api.conftest import Msp, World, assert_problem
 from tests.conftest import settings_for
@@ -86,6 +87,73 @@ class TestExport:
         )
         _, row = csv.reader(io.StringIO(response.text))
         assert row == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)"]
+
+    async def test_every_cell_byte_for_byte_on_either_database(
+        self, world: World, msp: Msp
+    ) -> None:
+        """The body as bytes: roles sorted and joined by ';', only those held here; a member
+        with no role left is no_access; times in UTC to the microsecond; no login yet is an
+        empty cell; a comma or a quote is quoted. Each backend runs this, so both give these
+        very bytes (PostgreSQL renders them with COPY, SQLite with the same rules in SQL)."""
+        role = await world.client.post(
+            f"/v1/tenants/{msp.id}/roles",
+            json={"key": "auditor", "name": "Auditor", "permissions": ["users.read"]},
+            headers=msp.admin.headers,
+        )
+        assert role.status_code == 201, role.text
+        client = await world.tenant(msp.id, msp.admin)
+        world.clock.advance(timedelta(microseconds=120_034))
+        below = await world.user(
+            msp.id, [(client["id"], ["read_only"], False)], email="below@x.com", login=False
+        )
+        world.clock.advance(timedelta(seconds=1, microseconds=5))
+        many = await world.user(
+            msp.id,
+            [(msp.id, ["read_only", "auditor", "admin"], True), (client["id"], ["admin"], False)],
+            email="many@x.com",
+        )
+        roleless = await world.user(msp.id, [], email="roleless@x.com", login=False)
+        named = await world.client.patch(
+            f"/v1/tenants/{msp.id}/users/{below.user_id}",
+            json={"first_name": 'Smith, "Jr"'},
+            headers=msp.admin.headers,
+        )
+        assert named.status_code == 200, named.text
+        # No API writes these (SCIM may leave a name empty): straight into the table.
+        await world.connection.execute(
+            sa.update(users)
+            .where(users.c.id == roleless.user_id)
+            .values(first_name="Two\rlines", last_name="")
+        )
+        response = await world.client.get(
+            f"/v1/tenants/{msp.id}/users/export",
+            params={"ids": ",".join(str(u.user_id) for u in (below, many, roleless))},
+            headers=msp.admin.headers,
+        )
+        first = "2026-11-22T09:00:00.120034+00:00"
+        then = "2026-11-22T09:00:01.120039+00:00"
+        expected = (
+            "user_id,email,first_name,last_name,roles,two_factor,status,created_at,"
+            "last_login_at\n"
+            f'{below.user_id},below@x.com,"Smith, ""Jr""",below,,disabled,active,{first},\n'
+            f"{many.user_id},many@x.com,Test,many,admin;auditor;read_only,disabled,active,"
+            f"{then},{then}\n"
+            f'{roleless.user_id},roleless@x.com,"Two\rlines","",,disabled,no_access,{then},\n'
+        )
+        assert response.content == expected.encode()
+        # A NULL alone on its line is an empty line; an empty string is "" (COPY's rules).
+        alone = await world.client.get(
+            f"/v1/tenants/{msp.id}/users/export",
+            params={"columns": "last_login_at", "ids": str(below.user_id)},
+            headers=msp.admin.headers,
+        )
+        assert alone.content == b"last_login_at\n\n"
+        alone = await world.client.get(
+            f"/v1/tenants/{msp.id}/users/export",
+            params={"columns": "last_name", "ids": str(roleless.user_id)},
+            headers=msp.admin.headers,
+        )
+        assert alone.content == b'last_name\n""\n'
 
     async def test_unknown_columns_and_ids_are_refused(self, world: World, msp: Msp) -> None:
         before = await world.snapshot()
