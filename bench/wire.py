@@ -32,6 +32,7 @@ def counting_proxy(target_host: str, target_port: int) -> Iterator[CountingProxy
         asyncio.run_coroutine_threadsafe(proxy.close(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+        loop.close()
 
 
 class CountingProxy:

@@ -26,6 +26,7 @@ from access_api.domain.auth import Session
 from access_api.domain.tenants import Tenant, TenantKind, TenantStatus
 from access_api.domain.users import User
 from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.fast import FastRead
 from access_api.repositories.orm import (
     api_keys,
     authorization_roles,
@@ -218,8 +219,8 @@ def _by_session() -> sa.Select[Any]:
 
 
 # Built once: GET /v1/me runs one of these on every call.
-_BY_API_KEY = _by_api_key()
-_BY_SESSION = _by_session()
+_BY_API_KEY = FastRead(_by_api_key())
+_BY_SESSION = FastRead(_by_session())
 
 
 def _key_of(row: Row[Any]) -> ApiKey:
@@ -264,7 +265,7 @@ class MeRepository:
         self.session = session
 
     async def by_api_key(self, digest: str, now: datetime) -> Myself | None:
-        rows = (await self.session.execute(_BY_API_KEY, {"digest": digest, "now": now})).all()
+        rows = await _BY_API_KEY.rows(self.session, {"digest": digest, "now": now})
         if not rows:
             return None
         first = rows[0]
@@ -278,7 +279,7 @@ class MeRepository:
         )
 
     async def by_session(self, digest: str, now: datetime) -> Myself | None:
-        rows = (await self.session.execute(_BY_SESSION, {"digest": digest, "now": now})).all()
+        rows = await _BY_SESSION.rows(self.session, {"digest": digest, "now": now})
         if not rows:
             return None
         first = rows[0]

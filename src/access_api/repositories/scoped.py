@@ -23,6 +23,7 @@ from access_api.domain.api_keys import ApiKey
 from access_api.domain.auth import Session
 from access_api.domain.users import User
 from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.fast import FastRead
 from access_api.repositories.grants import scope_facts_of, scope_facts_statement
 from access_api.repositories.orm import api_keys, members, sessions, users
 from access_api.repositories.policies import timeout_cap
@@ -101,8 +102,8 @@ def _by_session() -> sa.Select[Any]:
 
 
 # Built once: one of these runs on every call made in a tenant's context.
-_BY_API_KEY = _by_api_key()
-_BY_SESSION = _by_session()
+_BY_API_KEY = FastRead(_by_api_key())
+_BY_SESSION = FastRead(_by_session())
 
 
 def _prefixed(row: Row[Any], prefix: str, keys: tuple[str, ...]) -> SimpleNamespace:
@@ -116,7 +117,7 @@ class ScopedRepository:
 
     async def by_api_key(self, digest: str, tenant_id: Any, now: datetime) -> KeyInTenant | None:
         parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
-        rows = (await self.session.execute(_BY_API_KEY, parameters)).all()
+        rows = await _BY_API_KEY.rows(self.session, parameters)
         if not rows:
             return None
         key = to_api_key(_prefixed(rows[0], "cred_key_", _KEY_COLUMNS))
@@ -131,7 +132,7 @@ class ScopedRepository:
         self, digest: str, tenant_id: Any, now: datetime
     ) -> SessionInTenant | None:
         parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
-        rows = (await self.session.execute(_BY_SESSION, parameters)).all()
+        rows = await _BY_SESSION.rows(self.session, parameters)
         if not rows:
             return None
         first = rows[0]
