@@ -17,10 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from bench.wire import CountingProxy, counting_proxy
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.wire import CountingProxy, counting_proxy
 from tests.live import live_client, live_msp, state_of
 
 # GET /v1/me is one round trip on PostgreSQL whatever the credential: the credential, its user,
