@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,11 @@ class FastRead:
             value = values[name]
             process = compiled.bind[name]
             arguments.append(process(value) if process is not None and value is not None else value)
-        driver = (await connection.get_raw_connection()).driver_connection
-        records = await driver.fetch(compiled.sql, *arguments)  # type: ignore[union-attr]
+        raw = await connection.get_raw_connection()
+        try:
+            records = await raw.driver_connection.fetch(compiled.sql, *arguments)  # type: ignore[union-attr]
+        except Exception as error:
+            _raise_as_sqlalchemy(connection, raw, compiled.sql, arguments, error)
         found = []
         for record in records:
             mapping = {
@@ -91,3 +95,23 @@ class FastRead:
             }
             found.append(SimpleNamespace(**mapping, _mapping=mapping))
         return found
+
+
+def _raise_as_sqlalchemy(
+    connection: AsyncConnection,
+    raw: PoolProxiedConnection,
+    sql: str,
+    arguments: list[Any],
+    error: Exception,
+) -> NoReturn:
+    """A failure raised exactly as SQLAlchemy would have raised it: translated by its asyncpg
+    adapter, then handled by the connection, which invalidates a dead one (so the request's
+    retry gets a fresh connection) and wraps the error in DBAPIError (answered as 503 when the
+    database is unavailable)."""
+    try:
+        raw.dbapi_connection._handle_exception(error)  # type: ignore[union-attr]
+    except Exception as translated:
+        connection.sync_connection._handle_dbapi_exception(  # type: ignore[union-attr]
+            translated, sql, arguments, None, None
+        )
+    raise error
