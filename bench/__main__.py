@@ -31,6 +31,7 @@ from bench.world import (
     Msp,
     bootstrap,
     build_msp,
+    enrol,
     env_for,
     grow,
     postgres_database,
@@ -43,6 +44,7 @@ ALL = (
     "policy",
     "decision",
     "list",
+    "scim",
     "export",
     "login",
     "invite",
@@ -178,20 +180,32 @@ async def _count_round_trips(
 async def sized(
     args: argparse.Namespace, url: str, msp: Msp, server: Any, backend: str, report: dict[str, Any]
 ) -> None:
-    """The measures that depend on the number of users: a list page at 1k and at --users, and
-    the export at --users."""
-    await list_small(args, url, msp, server, backend, report)
-    await grow(url, msp, args.users, "large")
+    """The measures that depend on the number of users: a list page and a SCIM Users page at 1k
+    and at --users, and the export at --users."""
+    await at_small(args, url, msp, server, backend, report)
+    await grow_large(args, url, msp)
     await at_scale(args, msp, server, backend, report)
 
 
-async def list_small(
+async def grow_large(args: argparse.Namespace, url: str, msp: Msp) -> None:
+    """--users in the tree; for the SCIM measure, all of them in the client's directory."""
+    await grow(url, msp, args.users, "large")
+    if "scim" in args.only:
+        msp.extra["scim_directory"] = await enrol(url, msp.client_id)
+
+
+async def at_small(
     args: argparse.Namespace, url: str, msp: Msp, server: Any, backend: str, report: dict[str, Any]
 ) -> None:
     figures = report.setdefault(backend, {})
-    if "list" in args.only:
+    if {"list", "scim"} & set(args.only):
         await grow(url, msp, SMALL, "small")
+    if "list" in args.only:
         figures["list_small"] = await measures.list_page_p50(server, msp)
+    if "scim" in args.only:
+        # The grown users hold a role on the client: its directory is theirs, ~1k of them.
+        size = await enrol(url, msp.client_id)
+        figures["scim_small"] = await measures.scim_pages(server, msp, msp.client_id, size)
 
 
 async def at_scale(
@@ -204,6 +218,20 @@ async def at_scale(
         figures["list_p50_ratio"] = measures.ratio(
             figures["list_large"]["p50_ms"], figures["list_small"]["p50_ms"]
         )
+    if "scim" in args.only:
+        small = figures["scim_small"]
+        large = figures["scim_large"] = await measures.scim_pages(
+            server, msp, msp.client_id, msp.extra["scim_directory"]
+        )
+        figures["scim_ratios"] = {
+            page: {
+                figure: measures.ratio(large[page][figure], small[page][figure])
+                for figure in ("p50_ms", "p99_ms", "cpu_ms_per_request")
+            }
+            for page in ("first", "cursor", "deep_start_index")
+        }
+        figures["scim_p50_ratio"] = figures["scim_ratios"]["first"]["p50_ms"]
+        figures["scim_cursor_p50_ratio"] = figures["scim_ratios"]["cursor"]["p50_ms"]
     if "export" in args.only:
         figures["export"] = await measures.export(server, msp, expected_rows=args.users)
 
@@ -214,8 +242,8 @@ async def sqlite_suite(args: argparse.Namespace, report: dict[str, Any]) -> None
         with ours(url) as server:
             msp = await build_msp(server.base_url)
             report["sqlite_me_api_key"] = await measures.throughput(server, "/v1/me", msp.api_key)
-            await list_small(args, url, msp, server, "sqlite", report)
-        await grow(url, msp, args.users, "large")
+            await at_small(args, url, msp, server, "sqlite", report)
+        await grow_large(args, url, msp)
         # SQLite keeps no statistics by itself: the server refreshes them at startup and hourly
         # (PostgreSQL's autovacuum does it there). Restarted, it plans with the grown tables.
         with ours(url) as server:
@@ -255,6 +283,10 @@ TARGETS = (
     ("permission_decision.p99_ms", "<=", 0.5, "permission decision p99 (ms)"),
     ("postgresql.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (PostgreSQL)"),
     ("sqlite.list_p50_ratio", "<=", 1.5, "list page p50 at --users / at 1k (SQLite)"),
+    ("postgresql.scim_p50_ratio", "<=", 1.5, "SCIM Users page p50 at --users / at 1k (PostgreSQL)"),
+    ("postgresql.scim_cursor_p50_ratio", "<=", 1.5, "  the same, a cursor page from the middle"),
+    ("sqlite.scim_p50_ratio", "<=", 1.5, "SCIM Users page p50 at --users / at 1k (SQLite)"),
+    ("sqlite.scim_cursor_p50_ratio", "<=", 1.5, "  the same, a cursor page from the middle"),
     ("postgresql.export.rows_per_s", ">=", 145_000, "export rows/s (PostgreSQL)"),
     ("postgresql.export.rss_growth_mb", "<", 30, "export RSS growth MB (PostgreSQL)"),
     ("sqlite.export.rows_per_s", ">=", 145_000, "export rows/s (SQLite)"),
@@ -305,6 +337,16 @@ def main() -> int:
     print(json.dumps(report, indent=2))
     print()
     print(table(report))
+    for backend in ("postgresql", "sqlite"):
+        deep = lookup(report, f"{backend}.scim_ratios.deep_start_index")
+        if deep is not None:
+            small, large = report[backend]["scim_small"], report[backend]["scim_large"]
+            print(
+                f"SCIM last page by startIndex ({backend}, no target: it skips the index)  "
+                f"p50 {small['deep_start_index']['p50_ms']} ms at {small['directory']}, "
+                f"{large['deep_start_index']['p50_ms']} ms at {large['directory']}: "
+                f"ratio {deep['p50_ms']}"
+            )
     for route, trips in report.get("round_trips", {}).items():
         print(f"round trips per request  {route:<44} {trips}")
     if "login_storm" in report:

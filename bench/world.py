@@ -1,5 +1,6 @@
 """A benchmark's world: a fresh database built by the migrations, an MSP with clients, its admin
-with an API key, and as many users as the measure needs, loaded straight into the tables."""
+with an API key, and as many users as the measure needs, loaded straight into the tables (and
+into a tenant's SCIM directory when the measure pages through it)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from tests.users_bulk import add_users
 
 from access_api.db import create_engine
-from access_api.repositories.orm import users
+from access_api.repositories.orm import authorizations, scim_settings, scim_users, users
 from access_api.services.clock import SystemClock
 from access_api.settings import Settings
 
@@ -170,5 +171,68 @@ async def grow(url: str, msp: Msp, total: int, prefix: str) -> int:
                     batch=10_000,
                 )
         return max(total, int(have))
+    finally:
+        await engine.dispose()
+
+
+async def enrol(url: str, tenant_id: UUID) -> int:
+    """Make every user granted on tenant_id a member of its SCIM directory, as if the identity
+    provider had provisioned them (userName: their email), with the directory's kept size
+    (scim_settings.user_count) set to what it holds, as the service keeps it. Returns that."""
+    now = SystemClock().now()
+    engine = create_engine(settings_for(url))
+    try:
+        async with engine.execution_options(sqlite_begin="IMMEDIATE").begin() as connection:
+            if connection.dialect.name == "sqlite":
+                # Statistics of the grown tables first: with those of a near-empty tree (the
+                # server's, taken at its start) SQLite joins them by scanning users for each
+                # grant, which never ends at 100k.
+                for table in ("users", "authorizations", "scim_users"):
+                    await connection.exec_driver_sql(f"ANALYZE {table}")
+            enrolled = sa.exists().where(
+                scim_users.c.tenant_id == tenant_id, scim_users.c.user_id == users.c.id
+            )
+            granted = (
+                sa.select(
+                    sa.literal(tenant_id, scim_users.c.tenant_id.type),
+                    users.c.id,
+                    users.c.email,
+                    users.c.email_key,  # the email folded: what user_name_key makes of it
+                    sa.literal(True, scim_users.c.active.type),
+                    sa.literal(now, scim_users.c.created_at.type),
+                    sa.literal(now, scim_users.c.updated_at.type),
+                )
+                .select_from(authorizations.join(users, users.c.id == authorizations.c.user_id))
+                .where(authorizations.c.tenant_id == tenant_id, ~enrolled)
+            )
+            columns = ["tenant_id", "user_id", "user_name", "user_name_key", "active"]
+            await connection.execute(
+                sa.insert(scim_users).from_select([*columns, "created_at", "updated_at"], granted)
+            )
+            size = (
+                await connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(scim_users)
+                    .where(scim_users.c.tenant_id == tenant_id)
+                )
+            ).scalar_one()
+            kept = await connection.execute(
+                sa.update(scim_settings)
+                .where(scim_settings.c.tenant_id == tenant_id)
+                .values(user_count=size, updated_at=now)
+            )
+            if kept.rowcount == 0:
+                await connection.execute(
+                    sa.insert(scim_settings).values(
+                        tenant_id=tenant_id,
+                        default_roles=[],
+                        include_descendants=False,
+                        user_count=size,
+                        updated_at=now,
+                    )
+                )
+            # What autovacuum would do after the load (the server refreshes SQLite's at start).
+            await connection.exec_driver_sql("ANALYZE scim_users")
+        return int(size)
     finally:
         await engine.dispose()

@@ -311,11 +311,11 @@ class ScimRepository:
                     .where(scim_users.c.tenant_id == tenant_id, where)
                 )
             ).scalar_one()
-        if after is not None:
-            # A cursor (RFC 9865) seeks past the last id it saw: every page costs the first's.
-            seek = scim_users.c.user_id > after
-            where = seek if where is None else sa.and_(where, seek)
-        found = await self._users(tenant_id, where, offset=offset, limit=limit) if limit else []
+        found = (
+            await self._users(tenant_id, where, offset=offset, limit=limit, after=after)
+            if limit
+            else []
+        )
         return int(total), found
 
     async def _users(
@@ -325,13 +325,18 @@ class ScimRepository:
         *,
         offset: int,
         limit: int,
+        after: UUID | None = None,
     ) -> list[ScimUser]:
+        # A cursor (RFC 9865) seeks past the last id it saw: every page costs the first's.
+        seek = scim_users.c.user_id > after if after is not None else sa.true()
         if where is None:
-            # Skip over the primary key alone (an index-only scan), then join the page: a deep
-            # startIndex costs a walk over index entries, not over joined rows.
+            # Skip over (or seek in) the primary key alone, then join the page: a deep
+            # startIndex costs a walk over index entries, not over joined rows, and a cursor
+            # page joins its rows only (joined first, PostgreSQL would merge-join the whole of
+            # users up to the cursor, a cost that grows with the directory).
             ids = (
                 sa.select(scim_users.c.user_id)
-                .where(scim_users.c.tenant_id == tenant_id)
+                .where(scim_users.c.tenant_id == tenant_id, seek)
                 .order_by(scim_users.c.user_id)
                 .offset(offset)
                 .limit(limit)
@@ -351,7 +356,7 @@ class ScimRepository:
             statement = (
                 sa.select(*_USER_COLUMNS)
                 .select_from(scim_users.join(users, users.c.id == scim_users.c.user_id))
-                .where(scim_users.c.tenant_id == tenant_id, where)
+                .where(scim_users.c.tenant_id == tenant_id, where, seek)
                 .order_by(scim_users.c.user_id)
                 .offset(offset)
                 .limit(limit)
