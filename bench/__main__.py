@@ -49,6 +49,7 @@ ALL = (
     "login",
     "invite",
     "trips",
+    "floor",
     "sqlite",
 )
 SMALL = 1_000
@@ -67,7 +68,7 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
         with ours(url) as server:
             msp = await build_msp(server.base_url)
             await grow(url, msp, SMALL, "small")
-            if wanted & {"me", "inherited"}:
+            if wanted & {"me", "inherited", "floor"}:
                 port = free_port()
                 ceiling_argv = uvicorn_argv(sys.executable, "bench.ceiling:app", port)
                 with serve(
@@ -92,6 +93,12 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                         report["peer"]["cpu_ms_per_request"],
                         report["me_api_key"]["cpu_ms_per_request"],
                     )
+            if "floor" in wanted:
+                report["floor"] = await measures.floor(server, url, msp)
+                if "ceiling" in report:
+                    report["floor"]["ceiling_cpu_ms_per_request"] = report["ceiling"][
+                        "cpu_ms_per_request"
+                    ]
             if "inherited" in wanted:
                 path = f"/v1/tenants/{msp.client_id}"
                 report["inherited_read"] = await measures.throughput(server, path, msp.api_key)
@@ -119,6 +126,20 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                 )
             if "invite" in wanted:
                 report["bulk_invitation"] = await measures.bulk_invitation(server, msp)
+                await measures.outbox_drained(dsn)
+                # The same on a server whose outbox dispatcher is off (not a §6 row): what the
+                # requests cost alone, without the 1,000 mails delivered meanwhile in the same
+                # process (each mail a claim and a mark, in transactions of their own).
+                quiet_env = {**env_for(url), "ACCESS_API_MAIL_DISPATCHER": "false"}
+                port = free_port()
+                argv = uvicorn_argv(
+                    sys.executable, "access_api.main:create_app", port, factory=True
+                )
+                with serve("access-api-no-dispatcher", argv, quiet_env, port, "/readyz") as quiet:
+                    report["bulk_invitation_without_dispatcher"] = await measures.bulk_invitation(
+                        quiet, msp, label="quiet"
+                    )
+                await measures.outbox_drained(dsn)  # the running server delivers those too
             if "trips" in wanted:
                 report["round_trips"] = await round_trips(url, dsn, msp)
             await sized(args, url, msp, server, "postgresql", report)
@@ -363,6 +384,21 @@ def main() -> int:
             f"login storm with /healthz probed every 20 ms: {paced['ratio_to_hash_ceiling']}"
             f" of the ceiling, healthz p99 {paced['healthz_p99_ms']} ms,"
             f" bound by CPU {paced.get('ratio_bound_by_cpu', '-')}"
+        )
+    if "bulk_invitation_without_dispatcher" in report:
+        alone = report["bulk_invitation_without_dispatcher"]
+        print(
+            f"1,000 invitations with the outbox dispatcher off (no target): {alone['seconds']} s,"
+            f" server CPU {alone['server_cpu_seconds']} s"
+        )
+    if "floor" in report:
+        found = report["floor"]
+        print(
+            f"floor of GET /v1/me, CPU ms: /healthz through the same app"
+            f" {found['healthz_cpu_ms_per_request']}; the /v1/me statement alone"
+            f" {found['me_statement_cpu_ms_asyncpg']} on asyncpg"
+            f" ({found['me_statement_cpu_ms_sqlalchemy']} through SQLAlchemy); the ceiling's"
+            f" whole request {found.get('ceiling_cpu_ms_per_request', '-')}"
         )
     print(f"\nsaved to {path.relative_to(RESULTS.parents[1])}")
     return 0

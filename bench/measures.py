@@ -307,10 +307,23 @@ def _cpu_of(pids: list[int]) -> dict[int, float]:
     return found
 
 
-async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[str, Any]:
+async def bulk_invitation(
+    server: Server, msp: Msp, emails: int = 1000, label: str = "invitee"
+) -> dict[str, Any]:
     """1,000 new emails invited on the client: ten requests of 100 (the per-request maximum)."""
     batch = 100
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+        # Warmed up first, like every other measure: a server's first request on a route
+        # builds what FastAPI keeps for it.
+        warm = await client.post(
+            f"/v1/tenants/{msp.client_id}/invitations",
+            json={
+                "emails": [f"{label}-warm@bench.example.com"],
+                "authorizations": [{"roles": ["read_only"]}],
+            },
+            headers=msp.api_key,
+        )
+        warm.raise_for_status()
         cpu_before = server.cpu_seconds()
         started = time.perf_counter()
         for start in range(0, emails, batch):
@@ -318,7 +331,7 @@ async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[
                 f"/v1/tenants/{msp.client_id}/invitations",
                 json={
                     "emails": [
-                        f"invitee-{n:05d}@bench.example.com" for n in range(start, start + batch)
+                        f"{label}-{n:05d}@bench.example.com" for n in range(start, start + batch)
                     ],
                     "authorizations": [{"roles": ["read_only"]}],
                 },
@@ -336,6 +349,24 @@ async def bulk_invitation(server: Server, msp: Msp, emails: int = 1000) -> dict[
         "seconds": round(elapsed, 3),
         "server_cpu_seconds": round(cpu, 3),
     }
+
+
+async def outbox_drained(dsn: str, within_seconds: float = 120) -> None:
+    """Wait until the server's dispatcher has delivered every queued mail, so what comes next
+    is not measured beside deliveries left over from a measure before it."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        deadline = time.perf_counter() + within_seconds
+        while time.perf_counter() < deadline:
+            pending = await connection.fetchval(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+            )
+            if not pending:
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the outbox still holds {pending} mails after {within_seconds} s")
+    finally:
+        await connection.close()
 
 
 def ratio(ours: float, theirs: float) -> float:
@@ -405,3 +436,39 @@ def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
         "verifications_per_s": round(sum(counts) / elapsed, 1),
         "cpu_ms_per_verification": round(sum(cpu) * 1000 / max(sum(counts), 1), 2),
     }
+
+
+async def floor(server: Server, url: str, msp: Msp, rounds: int = 2000) -> dict[str, Any]:
+    """What GET /v1/me cannot cost less than in this stack, to set beside the ceiling: /healthz
+    through the same app (uvicorn, FastAPI and our middleware, no database, no credential), and
+    the /v1/me statement alone, in this process, in CPU per execution: through
+    AsyncSession.execute and straight on asyncpg (repositories/fast.py, what the service uses)."""
+    from access_api.repositories.me import _BY_API_KEY  # noqa: PLC0415
+    from access_api.services.keyring import Keyring  # noqa: PLC0415
+
+    healthz = await throughput(server, "/healthz", {})
+    settings = settings_for(url)
+    digest = Keyring(settings.secret).digest(msp.api_key["Authorization"].split()[1])
+    engine = create_engine(settings).execution_options(isolation_level="AUTOCOMMIT")
+    figures: dict[str, Any] = {"healthz_cpu_ms_per_request": healthz["cpu_ms_per_request"]}
+    try:
+        async with AsyncSession(engine) as session:
+            parameters = {"digest": digest, "now": datetime.now(UTC)}
+
+            async def through_sqlalchemy() -> None:
+                await session.execute(_BY_API_KEY.statement, parameters)
+
+            async def through_asyncpg() -> None:
+                await _BY_API_KEY.rows(session, parameters)
+
+            for label, run in (("sqlalchemy", through_sqlalchemy), ("asyncpg", through_asyncpg)):
+                for _ in range(200):  # warm-up: compiled, prepared, cached
+                    await run()
+                started = time.process_time()
+                for _ in range(rounds):
+                    await run()
+                per = (time.process_time() - started) * 1000 / rounds
+                figures[f"me_statement_cpu_ms_{label}"] = round(per, 3)
+    finally:
+        await engine.dispose()
+    return figures
