@@ -21,6 +21,10 @@ API_KEY_SORTS: dict[str, SortKey] = {
 }
 
 
+# What to_api_key reads: every column but the secret's digest.
+KEY_KEYS = tuple(column.key for column in api_keys.c if column.key != "secret_hash")
+
+
 def to_api_key(row: Row[Any] | Any) -> ApiKey:
     return ApiKey(
         id=row.id,

@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from access_api.domain.access import Grant, Reach
 from access_api.domain.api_keys import ApiKey
 from access_api.domain.auth import Session
-from access_api.domain.tenants import Tenant, TenantKind, TenantStatus
 from access_api.domain.users import User
-from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.api_keys import KEY_KEYS, to_api_key
 from access_api.repositories.fast import FastRead
 from access_api.repositories.orm import (
     api_keys,
@@ -41,26 +40,10 @@ from access_api.repositories.orm import (
 )
 from access_api.repositories.pagination import After, Page, SortKey, fetch_page
 from access_api.repositories.policies import timeout_cap
-from access_api.repositories.tenants import escape_like
-from access_api.repositories.users import to_user
+from access_api.repositories.tenants import escape_like, to_tenant
+from access_api.repositories.users import USER_KEYS, to_user
 
-_KEY_COLUMNS = tuple(c.key for c in api_keys.c if c.key != "secret_hash")
-# What to_user reads: no secret (password hash, TOTP secret) leaves the database here.
-_USER_COLUMNS = tuple(
-    users.c[key]
-    for key in (
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "session_timeout_minutes",
-        "two_factor",
-        "created_at",
-        "updated_at",
-        "last_login_at",
-    )
-)
+_USER_COLUMNS = tuple(users.c[key] for key in USER_KEYS)
 _NOW: sa.BindParameter[datetime] = sa.bindparam("now", type_=authorizations.c.expires_at.type)
 
 
@@ -158,7 +141,7 @@ def _grant_rows() -> sa.Subquery:
 
 
 def _by_api_key() -> sa.Select[Any]:
-    key_columns = [api_keys.c[key].label(f"key_{key}") for key in _KEY_COLUMNS]
+    key_columns = [api_keys.c[key].label(f"key_{key}") for key in KEY_KEYS]
     member = (
         sa.exists()
         .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
@@ -225,7 +208,7 @@ _BY_SESSION = FastRead(_by_session())
 
 def _key_of(row: Row[Any]) -> ApiKey:
     mapping = row._mapping
-    return to_api_key(SimpleNamespace(**{key: mapping[f"key_{key}"] for key in _KEY_COLUMNS}))
+    return to_api_key(SimpleNamespace(**{key: mapping[f"key_{key}"] for key in KEY_KEYS}))
 
 
 def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
@@ -243,17 +226,8 @@ def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
                 include_descendants=bool(row.grant_include_descendants),
                 expires_at=row.grant_expires_at,
             ),
-            tenant=Tenant(
-                id=row.grant_tenant_id,
-                root_id=row.gt_root_id,
-                parent_id=row.gt_parent_id,
-                kind=TenantKind(row.gt_kind),
-                name=row.gt_name,
-                domain_prefix=row.gt_domain_prefix,
-                street_address=row.gt_street_address,
-                status=TenantStatus(row.gt_status),
-                created_at=row.gt_created_at,
-                updated_at=row.gt_updated_at,
+            tenant=to_tenant(
+                SimpleNamespace(**{c.key: row._mapping[f"gt_{c.key}"] for c in tenants.c})
             ),
         )
         for row, keys in found.values()

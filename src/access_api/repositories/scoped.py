@@ -22,26 +22,12 @@ from access_api.domain.access import ScopeFacts
 from access_api.domain.api_keys import ApiKey
 from access_api.domain.auth import Session
 from access_api.domain.users import User
-from access_api.repositories.api_keys import to_api_key
+from access_api.repositories.api_keys import KEY_KEYS, to_api_key
 from access_api.repositories.fast import FastRead
 from access_api.repositories.grants import scope_facts_of, scope_facts_statement
 from access_api.repositories.orm import api_keys, members, sessions, users
 from access_api.repositories.policies import timeout_cap
-from access_api.repositories.users import to_user
-
-_KEY_COLUMNS = tuple(c.key for c in api_keys.c if c.key != "secret_hash")
-_USER_COLUMNS = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "session_timeout_minutes",
-    "two_factor",
-    "created_at",
-    "updated_at",
-    "last_login_at",
-)
+from access_api.repositories.users import USER_KEYS, to_user
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +59,7 @@ def _by_api_key() -> sa.Select[Any]:
     )
     credential = (
         sa.select(
-            *(api_keys.c[key].label(f"cred_key_{key}") for key in _KEY_COLUMNS),
+            *(api_keys.c[key].label(f"cred_key_{key}") for key in KEY_KEYS),
             users.c.email.label("cred_email"),
             member,
         )
@@ -92,7 +78,7 @@ def _by_session() -> sa.Select[Any]:
             sessions.c.last_seen_at.label("cred_session_last_seen_at"),
             sessions.c.ended_at.label("cred_session_ended_at"),
             timeout_cap(users.c.id).label("cred_timeout_cap_minutes"),
-            *(users.c[key].label(f"cred_user_{key}") for key in _USER_COLUMNS),
+            *(users.c[key].label(f"cred_user_{key}") for key in USER_KEYS),
         )
         .join(users, users.c.id == sessions.c.user_id)
         .where(sessions.c.token_hash == sa.bindparam("digest"))
@@ -120,7 +106,7 @@ class ScopedRepository:
         rows = await _BY_API_KEY.rows(self.session, parameters)
         if not rows:
             return None
-        key = to_api_key(_prefixed(rows[0], "cred_key_", _KEY_COLUMNS))
+        key = to_api_key(_prefixed(rows[0], "cred_key_", KEY_KEYS))
         return KeyInTenant(
             key=key,
             email=rows[0].cred_email,
@@ -136,7 +122,7 @@ class ScopedRepository:
         if not rows:
             return None
         first = rows[0]
-        user = to_user(_prefixed(first, "cred_user_", _USER_COLUMNS))
+        user = to_user(_prefixed(first, "cred_user_", USER_KEYS))
         return SessionInTenant(
             session=Session(
                 id=first.cred_session_id,

@@ -126,6 +126,21 @@ def _utc_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.func.to_char(sa.func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
 
 
+# What to_user reads: no secret (password hash, TOTP secret) leaves the database with it.
+USER_KEYS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "session_timeout_minutes",
+    "two_factor",
+    "created_at",
+    "updated_at",
+    "last_login_at",
+)
+
+
 def to_user(row: Row[Any] | Any) -> User:
     return User(
         id=row.id,
