@@ -89,6 +89,9 @@ class Database:
         self.session = sessions
         self.snapshot = snapshots
         self.reads = reads or sessions
+        # A change that is one statement (atomic by itself) needs no transaction around it:
+        # the same autocommit sessions as reads, where reads have them.
+        self.one_statement = self.reads
         self._owns_engine = owns_engine
 
     @property

@@ -108,13 +108,12 @@ class OutboxRepository:
         )
         if is_postgresql(self.session):
             due = due.with_for_update(skip_locked=True)
-        found = (await self.session.execute(due)).scalar_one_or_none()
-        if found is None:
-            return None
+        # One statement, atomic by itself: the row is chosen, locked and leased together, so
+        # the claim needs no transaction of its own (no BEGIN and COMMIT round trips).
         row = (
             await self.session.execute(
                 sa.update(outbox)
-                .where(outbox.c.id == found)
+                .where(outbox.c.id == due.scalar_subquery())
                 .values(
                     lease_until=lease_until,
                     attempts=outbox.c.attempts + 1,
@@ -122,7 +121,9 @@ class OutboxRepository:
                 )
                 .returning(*outbox.c)
             )
-        ).one()
+        ).one_or_none()
+        if row is None:
+            return None
         return _claimed(row)
 
     async def mark_sent(self, message_id: UUID, now: datetime) -> None:

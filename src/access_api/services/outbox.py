@@ -113,7 +113,7 @@ class OutboxDispatcher:
 
     async def _claim(self) -> ClaimedMessage | None:
         now = self._clock.now()
-        async with self.database.session() as session:
+        async with self.database.one_statement() as session:
             claimed = await OutboxRepository(session).claim(now, now + self._lease, self.channel)
             await session.commit()
         return claimed
@@ -132,7 +132,7 @@ class OutboxDispatcher:
         retries, within the lease, keep the message from being delivered a second time."""
         for attempt in range(1, _MARK_RETRIES + 1):
             try:
-                async with self.database.session() as session:
+                async with self.database.one_statement() as session:
                     await OutboxRepository(session).mark_sent(claimed.id, self._clock.now())
                     await session.commit()
             except Exception:
