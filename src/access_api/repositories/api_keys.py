@@ -51,15 +51,17 @@ def _scope_values(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def key_user_is_member() -> sa.Exists:
+    """Whether a key's user still belongs to the tree the key was made in (a key works only
+    while they do), read beside the key."""
+    return sa.exists().where(
+        members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id
+    )
+
+
 # Built once: this runs on every request made with a key.
 _RESOLVE = (
-    sa.select(
-        api_keys,
-        users.c.email,
-        sa.exists()
-        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
-        .label("member"),
-    )
+    sa.select(api_keys, users.c.email, key_user_is_member().label("member"))
     .join(users, users.c.id == api_keys.c.user_id)
     .where(api_keys.c.secret_hash == sa.bindparam("digest"))
 )

@@ -59,6 +59,30 @@ _OPEN_SESSION = _INSERT_SESSION.add_cte(
 whether or not the main statement reads it."""
 
 
+def session_columns(prefix: str) -> tuple[sa.ColumnElement[Any], ...]:
+    """A session's columns in a statement that resolves it, labelled prefix + name, with the
+    strictest session timeout where its user acts read beside it (`session_of` reads them)."""
+    return (
+        sessions.c.id.label(f"{prefix}id"),
+        sessions.c.created_at.label(f"{prefix}created_at"),
+        sessions.c.last_seen_at.label(f"{prefix}last_seen_at"),
+        sessions.c.ended_at.label(f"{prefix}ended_at"),
+        timeout_cap(users.c.id).label(f"{prefix}timeout_cap_minutes"),
+    )
+
+
+def session_of(row: Any, prefix: str, user_id: UUID) -> Session:
+    mapping = row._mapping
+    return Session(
+        id=mapping[f"{prefix}id"],
+        user_id=user_id,
+        created_at=mapping[f"{prefix}created_at"],
+        last_seen_at=mapping[f"{prefix}last_seen_at"],
+        ended_at=mapping[f"{prefix}ended_at"],
+        timeout_cap_minutes=mapping[f"{prefix}timeout_cap_minutes"],
+    )
+
+
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -102,29 +126,14 @@ class SessionRepository:
     async def resolve(self, token_digest: str) -> tuple[Session, User] | None:
         row = (
             await self.session.execute(
-                sa.select(
-                    users,
-                    sessions.c.id.label("session_id"),
-                    sessions.c.created_at.label("session_created_at"),
-                    sessions.c.last_seen_at,
-                    sessions.c.ended_at,
-                    timeout_cap(users.c.id).label("timeout_cap_minutes"),
-                )
+                sa.select(users, *session_columns("session_"))
                 .join(users, users.c.id == sessions.c.user_id)
                 .where(sessions.c.token_hash == token_digest)
             )
         ).first()
         if row is None:
             return None
-        login = Session(
-            id=row.session_id,
-            user_id=row.id,
-            created_at=row.session_created_at,
-            last_seen_at=row.last_seen_at,
-            ended_at=row.ended_at,
-            timeout_cap_minutes=row.timeout_cap_minutes,
-        )
-        return login, to_user(row)
+        return session_of(row, "session_", row.id), to_user(row)
 
     async def touch(self, session_id: UUID, now: datetime) -> None:
         await self.session.execute(

@@ -9,7 +9,7 @@ unused recovery codes. Its cost does not grow with the tree: the tenants themsel
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -24,13 +24,13 @@ from access_api.domain.access import Grant, Reach
 from access_api.domain.api_keys import ApiKey
 from access_api.domain.auth import Session
 from access_api.domain.users import User
-from access_api.repositories.api_keys import KEY_KEYS, to_api_key
+from access_api.repositories.api_keys import KEY_KEYS, key_user_is_member, to_api_key
+from access_api.repositories.auth import session_columns, session_of
 from access_api.repositories.fast import FastRead
 from access_api.repositories.orm import (
     api_keys,
     authorization_roles,
     authorizations,
-    members,
     recovery_codes,
     roles,
     sessions,
@@ -39,8 +39,7 @@ from access_api.repositories.orm import (
     users,
 )
 from access_api.repositories.pagination import After, Page, SortKey, fetch_page
-from access_api.repositories.policies import timeout_cap
-from access_api.repositories.tenants import escape_like, to_tenant
+from access_api.repositories.tenants import matching, to_tenant
 from access_api.repositories.users import USER_KEYS, to_user
 
 _USER_COLUMNS = tuple(users.c[key] for key in USER_KEYS)
@@ -142,11 +141,7 @@ def _grant_rows() -> sa.Subquery:
 
 def _by_api_key() -> sa.Select[Any]:
     key_columns = [api_keys.c[key].label(f"key_{key}") for key in KEY_KEYS]
-    member = (
-        sa.exists()
-        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
-        .label("member")
-    )
+    member = key_user_is_member().label("member")
     credential = (
         sa.select(
             *key_columns,
@@ -160,30 +155,15 @@ def _by_api_key() -> sa.Select[Any]:
         .cte("credential")
         .prefix_with("MATERIALIZED")  # its counts are computed once, not once per grant row
     )
-    grants = _grant_rows()
-    return (
-        sa.select(credential, grants)
-        .select_from(
-            credential.outerjoin(
-                grants,
-                sa.and_(
-                    grants.c.grant_user_id == credential.c.id,
-                    grants.c.grant_root_id == credential.c.key_root_id,
-                ),
-            )
-        )
-        .order_by(grants.c.gt_name, grants.c.grant_tenant_id)
+    return _with_grants(
+        credential, lambda grants: grants.c.grant_root_id == credential.c.key_root_id
     )
 
 
 def _by_session() -> sa.Select[Any]:
     credential = (
         sa.select(
-            sessions.c.id.label("session_id"),
-            sessions.c.created_at.label("session_created_at"),
-            sessions.c.last_seen_at.label("session_last_seen_at"),
-            sessions.c.ended_at.label("session_ended_at"),
-            timeout_cap(users.c.id).label("timeout_cap_minutes"),
+            *session_columns("session_"),
             *_USER_COLUMNS,
             _codes_left(users.c.id).label("codes_left"),
             _count_reached(users.c.id, None).label("tenants_reached"),
@@ -193,10 +173,22 @@ def _by_session() -> sa.Select[Any]:
         .cte("credential")
         .prefix_with("MATERIALIZED")
     )
+    return _with_grants(credential, lambda _: sa.true())
+
+
+def _with_grants(
+    credential: sa.CTE, in_tree: Callable[[sa.Subquery], sa.ColumnElement[bool]]
+) -> sa.Select[Any]:
+    """The credential's row joined to its user's live grants, one row per grant and role
+    (one row with no grant when there is none); in_tree: which grants the credential uses."""
     grants = _grant_rows()
     return (
         sa.select(credential, grants)
-        .select_from(credential.outerjoin(grants, grants.c.grant_user_id == credential.c.id))
+        .select_from(
+            credential.outerjoin(
+                grants, sa.and_(grants.c.grant_user_id == credential.c.id, in_tree(grants))
+            )
+        )
         .order_by(grants.c.gt_name, grants.c.grant_tenant_id)
     )
 
@@ -239,21 +231,26 @@ class MeRepository:
         self.session = session
 
     async def by_api_key(self, digest: str, now: datetime) -> Myself | None:
-        rows = await _BY_API_KEY.rows(self.session, {"digest": digest, "now": now})
-        if not rows:
-            return None
-        first = rows[0]
-        return Myself(
-            user=to_user(first),
-            reach=_reach_of(rows),
-            tenants_reached=int(first.tenants_reached),
-            recovery_codes_left=int(first.codes_left),
-            key=_key_of(first),
-            member=bool(first.member),
+        return await self._myself(
+            _BY_API_KEY, digest, now, lambda first: {"key": _key_of(first), "member": first.member}
         )
 
     async def by_session(self, digest: str, now: datetime) -> Myself | None:
-        rows = await _BY_SESSION.rows(self.session, {"digest": digest, "now": now})
+        return await self._myself(
+            _BY_SESSION,
+            digest,
+            now,
+            lambda first: {"session": session_of(first, "session_", first.id)},
+        )
+
+    async def _myself(
+        self,
+        statement: FastRead,
+        digest: str,
+        now: datetime,
+        credential: Callable[[Any], dict[str, Any]],
+    ) -> Myself | None:
+        rows = await statement.rows(self.session, {"digest": digest, "now": now})
         if not rows:
             return None
         first = rows[0]
@@ -262,14 +259,7 @@ class MeRepository:
             reach=_reach_of(rows),
             tenants_reached=int(first.tenants_reached),
             recovery_codes_left=int(first.codes_left),
-            session=Session(
-                id=first.session_id,
-                user_id=first.id,
-                created_at=first.session_created_at,
-                last_seen_at=first.session_last_seen_at,
-                ended_at=first.session_ended_at,
-                timeout_cap_minutes=first.timeout_cap_minutes,
-            ),
+            **credential(first),
         )
 
     async def count_reached_within(
@@ -298,13 +288,7 @@ class MeRepository:
         if limit_to is not None:
             statement = statement.where(_within(limit_to))
         if q:
-            pattern = f"%{escape_like(q.lower())}%"
-            statement = statement.where(
-                sa.or_(
-                    sa.func.lower(_TENANT.c.name).like(pattern, escape="\\"),
-                    _TENANT.c.domain_prefix.like(pattern, escape="\\"),
-                )
-            )
+            statement = statement.where(matching(q, _TENANT))
         return await fetch_page(
             self.session,
             statement.params(now=now),

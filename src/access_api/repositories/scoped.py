@@ -22,11 +22,11 @@ from access_api.domain.access import ScopeFacts
 from access_api.domain.api_keys import ApiKey
 from access_api.domain.auth import Session
 from access_api.domain.users import User
-from access_api.repositories.api_keys import KEY_KEYS, to_api_key
+from access_api.repositories.api_keys import KEY_KEYS, key_user_is_member, to_api_key
+from access_api.repositories.auth import session_columns, session_of
 from access_api.repositories.fast import FastRead
 from access_api.repositories.grants import scope_facts_of, scope_facts_statement
-from access_api.repositories.orm import api_keys, members, sessions, users
-from access_api.repositories.policies import timeout_cap
+from access_api.repositories.orm import api_keys, sessions, users
 from access_api.repositories.users import USER_KEYS, to_user
 
 
@@ -52,11 +52,7 @@ def _with_facts(credential: sa.CTE, user_id: sa.ColumnElement[Any]) -> sa.Select
 
 
 def _by_api_key() -> sa.Select[Any]:
-    member = (
-        sa.exists()
-        .where(members.c.root_id == api_keys.c.root_id, members.c.user_id == api_keys.c.user_id)
-        .label("cred_member")
-    )
+    member = key_user_is_member().label("cred_member")
     credential = (
         sa.select(
             *(api_keys.c[key].label(f"cred_key_{key}") for key in KEY_KEYS),
@@ -73,11 +69,7 @@ def _by_api_key() -> sa.Select[Any]:
 def _by_session() -> sa.Select[Any]:
     credential = (
         sa.select(
-            sessions.c.id.label("cred_session_id"),
-            sessions.c.created_at.label("cred_session_created_at"),
-            sessions.c.last_seen_at.label("cred_session_last_seen_at"),
-            sessions.c.ended_at.label("cred_session_ended_at"),
-            timeout_cap(users.c.id).label("cred_timeout_cap_minutes"),
+            *session_columns("cred_session_"),
             *(users.c[key].label(f"cred_user_{key}") for key in USER_KEYS),
         )
         .join(users, users.c.id == sessions.c.user_id)
@@ -124,14 +116,7 @@ class ScopedRepository:
         first = rows[0]
         user = to_user(_prefixed(first, "cred_user_", USER_KEYS))
         return SessionInTenant(
-            session=Session(
-                id=first.cred_session_id,
-                user_id=user.id,
-                created_at=first.cred_session_created_at,
-                last_seen_at=first.cred_session_last_seen_at,
-                ended_at=first.cred_session_ended_at,
-                timeout_cap_minutes=first.cred_timeout_cap_minutes,
-            ),
+            session=session_of(first, "cred_session_", user.id),
             user=user,
             facts=scope_facts_of(user.id, rows),
         )

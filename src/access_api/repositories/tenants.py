@@ -36,6 +36,15 @@ TENANT_SORTS: dict[str, SortKey] = {
 _LIVE = tenants.c.deleted_at.is_(None)
 
 
+def matching(q: str, table: sa.FromClause) -> sa.ColumnElement[bool]:
+    """A tenant whose name (in any case) or domain prefix holds q, wildcards taken literally."""
+    pattern = f"%{escape_like(q.lower())}%"
+    return sa.or_(
+        sa.func.lower(table.c.name).like(pattern, escape="\\"),
+        table.c.domain_prefix.like(pattern, escape="\\"),
+    )
+
+
 def to_tenant(row: Row[Any] | Any) -> Tenant:
     return Tenant(
         id=row.id,
@@ -264,13 +273,7 @@ class TenantRepository:
             statement = sa.select(tenants).where(tenants.c.parent_id == context_id)
         statement = statement.where(_LIVE)
         if q:
-            pattern = f"%{escape_like(q.lower())}%"
-            statement = statement.where(
-                sa.or_(
-                    sa.func.lower(tenants.c.name).like(pattern, escape="\\"),
-                    tenants.c.domain_prefix.like(pattern, escape="\\"),
-                )
-            )
+            statement = statement.where(matching(q, tenants))
         if kind is not None:
             statement = statement.where(tenants.c.kind == kind.value)
         if status is not None:

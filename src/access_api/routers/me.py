@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Query, status
@@ -15,7 +15,7 @@ from access_api.domain import errors as e
 from access_api.domain import tenants, users
 from access_api.domain.access import Reach
 from access_api.domain.audit import ActorKind
-from access_api.domain.tenants import TenantKind, TenantStatus
+from access_api.domain.tenants import Tenant, TenantKind, TenantStatus
 from access_api.errors import problem_responses
 from access_api.routers.common import (
     AUTHENTICATED_PROBLEMS,
@@ -40,13 +40,27 @@ class Credential(BaseModel):
     expires_at: datetime | None
 
 
-class ReachableTenant(BaseModel):
+class GrantTenant(BaseModel):
     id: UUID
     kind: TenantKind
     parent_id: UUID | None
     root_id: UUID
     name: str
     domain_prefix: str
+
+    @staticmethod
+    def fields_of(tenant: Tenant) -> dict[str, Any]:
+        return {
+            "id": tenant.id,
+            "kind": tenant.kind,
+            "parent_id": tenant.parent_id,
+            "root_id": tenant.root_id,
+            "name": tenant.name,
+            "domain_prefix": tenant.domain_prefix,
+        }
+
+
+class ReachableTenant(GrantTenant):
     status: TenantStatus = Field(
         description="disabled when the account or one above it is disabled"
     )
@@ -59,28 +73,13 @@ class ReachableTenant(BaseModel):
 
     @classmethod
     def of(cls, reachable: Reachable) -> ReachableTenant:
-        tenant = reachable.tenant
         return cls(
-            id=tenant.id,
-            kind=tenant.kind,
-            parent_id=tenant.parent_id,
-            root_id=tenant.root_id,
-            name=tenant.name,
-            domain_prefix=tenant.domain_prefix,
+            **cls.fields_of(reachable.tenant),
             status=reachable.status,
             roles=reachable.roles,
             permissions=reachable.permissions,
             blocked_by=reachable.blocked_by,
         )
-
-
-class GrantTenant(BaseModel):
-    id: UUID
-    kind: TenantKind
-    parent_id: UUID | None
-    root_id: UUID
-    name: str
-    domain_prefix: str
 
 
 class MyGrant(BaseModel):
@@ -91,16 +90,8 @@ class MyGrant(BaseModel):
 
     @classmethod
     def of(cls, reach: Reach) -> MyGrant:
-        tenant = reach.tenant
         return cls(
-            tenant=GrantTenant(
-                id=tenant.id,
-                kind=tenant.kind,
-                parent_id=tenant.parent_id,
-                root_id=tenant.root_id,
-                name=tenant.name,
-                domain_prefix=tenant.domain_prefix,
-            ),
+            tenant=GrantTenant(**GrantTenant.fields_of(reach.tenant)),
             roles=sorted(reach.grant.roles),
             include_descendants=reach.grant.include_descendants,
             expires_at=reach.grant.expires_at,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
+from typing import NotRequired, TypedDict, Unpack
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +52,17 @@ from access_api.settings import Settings
 from access_api.state import AppState
 
 Hook = Callable[[], None]
+
+
+class EventFields(TypedDict):
+    """What an audit event says besides its actor and action (`Work.event`, `Work.record`)."""
+
+    tenant: Tenant | None
+    target_id: UUID | None
+    changes: NotRequired[Changes | None]
+    target_type: NotRequired[str | None]
+
+
 RefusalHook = Callable[[], Awaitable[None]]
 
 
@@ -267,18 +279,10 @@ class Work:
 
     # --- the audit trail and the outbox -------------------------------------------------
 
-    def event(
-        self,
-        actor: Actor,
-        action: Action,
-        *,
-        tenant: Tenant | None,
-        target_id: UUID | None,
-        changes: Changes | None = None,
-        target_type: str | None = None,
-    ) -> AuditEvent:
+    def event(self, actor: Actor, action: Action, **what: Unpack[EventFields]) -> AuditEvent:
         """An event of this request (its time, id and address), not yet recorded: a bulk
         change records its hundreds of events in one write (`record_events`)."""
+        tenant, target_type = what["tenant"], what.get("target_type")
         return AuditEvent(
             id=new_id(),
             at=self.now,
@@ -287,36 +291,16 @@ class Work:
             tenant_id=tenant.id if tenant else None,
             action=action,
             target_type=target_type or action.target_type,
-            target_id=target_id,
-            changes=changes or {},
+            target_id=what["target_id"],
+            changes=what.get("changes") or {},
             request_id=self.request_id,
             ip=self.ip,
         )
 
-    async def record(
-        self,
-        actor: Actor,
-        action: Action,
-        *,
-        tenant: Tenant | None,
-        target_id: UUID | None,
-        changes: Changes | None = None,
-        target_type: str | None = None,
-    ) -> None:
-        """Write an audit event into this transaction: a change and its record commit (or
-        roll back) together."""
-        await self.record_events(
-            [
-                self.event(
-                    actor,
-                    action,
-                    tenant=tenant,
-                    target_id=target_id,
-                    changes=changes,
-                    target_type=target_type,
-                )
-            ]
-        )
+    async def record(self, actor: Actor, action: Action, **what: Unpack[EventFields]) -> None:
+        """Write an audit event (`event`'s fields) into this transaction: a change and its
+        record commit (or roll back) together."""
+        await self.record_events([self.event(actor, action, **what)])
 
     async def record_events(self, events: Sequence[AuditEvent], *, written: bool = False) -> None:
         """Write events into this transaction, all in one statement, and queue their webhook
