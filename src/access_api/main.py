@@ -55,6 +55,7 @@ from access_api.services.clock import Clock, SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher, stop_in_time
 from access_api.services.passwords import Passwords
+from access_api.services.traffic import Traffic
 from access_api.services.webhooks import webhook_dispatcher
 from access_api.settings import Settings, get_settings
 from access_api.state import AppState
@@ -167,6 +168,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     keyring = Keyring(settings.secret)  # fails fast on an unsafe secret
+    traffic = Traffic()  # requests in flight, counted by RequestMetrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +193,9 @@ def create_app(
             if settings.mail_dispatcher and database is None
             else None
         )
+        if delivering is not None:
+            dispatcher.give_way_to(traffic, settings.outbox_give_way_seconds)
+            hooks.give_way_to(traffic, settings.outbox_give_way_seconds)
         hooking = (
             asyncio.create_task(hooks.run(stop), name="webhook-dispatcher")
             if delivering is not None
@@ -279,7 +284,7 @@ def create_app(
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
     app.include_router(metrics.router)
-    app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry())
+    app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry(), traffic=traffic)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     _document_problems(app)
     return app

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api.domain.errors import Unauthenticated
 from access_api.errors import problem_responses
+from access_api.services.traffic import Traffic
 
 EXCLUDED = frozenset({"/metrics"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -34,11 +35,15 @@ UNMATCHED = "none"
 
 class RequestMetrics:
     """Pure ASGI middleware: a clock read at each end, two metric updates. The duration runs
-    until the response has been sent, streamed bodies included."""
+    until the response has been sent, streamed bodies included. It also counts the requests in
+    flight (`traffic`), which background delivery gives way to."""
 
-    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, app: ASGIApp, registry: CollectorRegistry, traffic: Traffic | None = None
+    ) -> None:
         self.app = app
         self.registry = registry
+        self.traffic = traffic or Traffic()
         self.requests = Counter(
             "http_requests_total",
             "Requests by route template, method and status",
@@ -70,9 +75,12 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        traffic = self.traffic
+        traffic.started()
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            traffic.ended()
             elapsed = time.perf_counter() - started
             handler = getattr(scope.get("route"), "path", None) or UNMATCHED
             if handler not in EXCLUDED:

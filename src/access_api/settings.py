@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "`access-api worker` does it)",
     )
     mail_lease_seconds: float = Field(default=60.0, gt=0)
+    outbox_give_way_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="How long the server's own dispatchers wait, before each message, for a "
+        "moment with no request in flight (deliveries then do not lengthen requests); under "
+        "constant load they still deliver one message per this interval",
+    )
     mail_poll_seconds: float = Field(default=5.0, gt=0)
     mail_retry_base_seconds: float = Field(default=5.0, gt=0)
     mail_retry_max_seconds: float = Field(default=900.0, gt=0)

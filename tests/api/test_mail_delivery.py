@@ -279,6 +279,75 @@ class TestBackgroundDispatcher:
         assert time.monotonic() - started < 5
 
 
+class TestGivingWay:
+    """The server's own dispatcher waits for a moment with no request in flight before each
+    message (services/traffic.py), but never longer than its bound."""
+
+    @staticmethod
+    async def held_login(release: asyncio.Event) -> AsyncIterator[bytes]:
+        """A request body that arrives in two parts, the second once released: the request
+        stays in flight meanwhile."""
+        yield b'{"email": "nobody@example.com", '
+        await release.wait()
+        yield b'"password": "not the password at all"}'
+
+    @pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+    async def test_mail_waits_while_a_request_is_in_flight_and_goes_right_after(
+        self, live_database: str, smtp: SmtpServer
+    ) -> None:
+        async with live_client(
+            live_database, smtp_url=smtp.url, outbox_give_way_seconds=30
+        ) as client:
+            root, headers = await live_msp(client, "giving-way")
+            release = asyncio.Event()
+            held = asyncio.create_task(
+                client.post(
+                    "/v1/auth/login",
+                    content=self.held_login(release),
+                    headers={"Content-Type": "application/json"},
+                )
+            )
+            await asyncio.sleep(0.1)
+            await invite(client, root, headers, "ada@example.com")
+            await asyncio.sleep(1.0)
+            assert smtp.inbox.take() == []
+            async with state_of(client).database.session() as session:
+                (pending,) = (await session.execute(sa.select(outbox.c.sent_at))).one()
+            assert pending is None  # queued, not lost
+            release.set()
+            assert (await held).status_code == 401
+            await smtp.inbox.arrived(1, within=10)
+            (mail,) = smtp.inbox.take()
+            assert mail["To"] == "ada@example.com"
+
+    @pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+    async def test_mail_goes_within_the_bound_under_constant_traffic(
+        self, live_database: str, smtp: SmtpServer
+    ) -> None:
+        async with live_client(
+            live_database, smtp_url=smtp.url, outbox_give_way_seconds=0.2
+        ) as client:
+            root, headers = await live_msp(client, "constant-traffic")
+            release = asyncio.Event()
+            held = asyncio.create_task(
+                client.post(
+                    "/v1/auth/login",
+                    content=self.held_login(release),
+                    headers={"Content-Type": "application/json"},
+                )
+            )
+            await asyncio.sleep(0.1)
+            await invite(client, root, headers, "ada@example.com", "bob@example.com")
+            await smtp.inbox.arrived(2, within=10)
+            assert not held.done()  # delivered while the request was still in flight
+            release.set()
+            assert (await held).status_code == 401
+            assert sorted(m["To"] for m in smtp.inbox.take()) == [
+                "ada@example.com",
+                "bob@example.com",
+            ]
+
+
 class TestSharedOutbox:
     async def test_several_dispatchers_deliver_each_message_exactly_once(
         self, live_database: str, smtp: SmtpServer

@@ -94,32 +94,11 @@ class OutboxRepository:
         has one writer at a time, so a plain select is enough there. A lease that ran out (its
         dispatcher died) makes the message due again. The attempt is counted now, so a message
         that kills its dispatcher every time still runs out of attempts."""
-        due = (
-            sa.select(outbox.c.id)
-            .where(
-                outbox.c.channel == channel,
-                outbox.c.sent_at.is_(None),
-                outbox.c.failed_at.is_(None),
-                outbox.c.available_at <= now,
-                sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
-            )
-            .order_by(outbox.c.channel, outbox.c.available_at, outbox.c.id)
-            .limit(1)
-        )
-        if is_postgresql(self.session):
-            due = due.with_for_update(skip_locked=True)
-        # One statement, atomic by itself: the row is chosen, locked and leased together, so
-        # the claim needs no transaction of its own (no BEGIN and COMMIT round trips).
+        statement = _CLAIM_SKIPPING_LOCKED if is_postgresql(self.session) else _CLAIM
         row = (
             await self.session.execute(
-                sa.update(outbox)
-                .where(outbox.c.id == due.scalar_subquery())
-                .values(
-                    lease_until=lease_until,
-                    attempts=outbox.c.attempts + 1,
-                    last_attempt_at=now,
-                )
-                .returning(*outbox.c)
+                statement,
+                {"of_channel": channel, "now": now, "lease_end": lease_until, "attempt_at": now},
             )
         ).one_or_none()
         if row is None:
@@ -128,11 +107,7 @@ class OutboxRepository:
 
     async def mark_sent(self, message_id: UUID, now: datetime) -> None:
         """Delivered: never again, and the sealed body is wiped (its links are secrets)."""
-        await self.session.execute(
-            sa.update(outbox)
-            .where(outbox.c.id == message_id)
-            .values(sent_at=now, payload=None, lease_until=None, last_error=None)
-        )
+        await self.session.execute(_MARK_SENT, {"message": message_id, "sent": now})
 
     async def mark_failed(
         self, message_id: UUID, error: str, retry_at: datetime | None, now: datetime
@@ -149,6 +124,54 @@ class OutboxRepository:
         await self.session.execute(
             sa.update(outbox).where(outbox.c.id == message_id).values(values)
         )
+
+
+def _claim_statement(*, skip_locked: bool) -> sa.Update:
+    """The claim, built once (a dispatcher runs it for every message): the next due message
+    of a channel is chosen, leased and its attempt counted in one statement, atomic by itself,
+    so it needs no transaction of its own (no BEGIN and COMMIT round trips). A lease that ran
+    out (its dispatcher died) makes the message due again."""
+    now = sa.bindparam("now", type_=outbox.c.available_at.type)
+    due = (
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.channel == sa.bindparam("of_channel", type_=outbox.c.channel.type),
+            outbox.c.sent_at.is_(None),
+            outbox.c.failed_at.is_(None),
+            outbox.c.available_at <= now,
+            sa.or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+        )
+        .order_by(outbox.c.channel, outbox.c.available_at, outbox.c.id)
+        .limit(1)
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return (
+        sa.update(outbox)
+        .where(outbox.c.id == due.scalar_subquery())
+        .values(
+            lease_until=sa.bindparam("lease_end", type_=outbox.c.lease_until.type),
+            attempts=outbox.c.attempts + 1,
+            last_attempt_at=sa.bindparam("attempt_at", type_=outbox.c.last_attempt_at.type),
+        )
+        .returning(*outbox.c)
+    )
+
+
+# Several dispatchers share the outbox: on PostgreSQL a row another one is claiming is
+# skipped, not waited for; SQLite has one writer at a time, so a plain select is enough there.
+_CLAIM = _claim_statement(skip_locked=False)
+_CLAIM_SKIPPING_LOCKED = _claim_statement(skip_locked=True)
+_MARK_SENT = (
+    sa.update(outbox)
+    .where(outbox.c.id == sa.bindparam("message", type_=outbox.c.id.type))
+    .values(
+        sent_at=sa.bindparam("sent", type_=outbox.c.sent_at.type),
+        payload=None,
+        lease_until=None,
+        last_error=None,
+    )
+)
 
 
 def _claimed(row: Any) -> ClaimedMail:

@@ -19,6 +19,7 @@ from access_api.db import Database
 from access_api.domain.mail import retry_delay
 from access_api.repositories.outbox import ClaimedMessage, OutboxRepository
 from access_api.services.clock import Clock
+from access_api.services.traffic import Traffic
 
 STOP_GRACE_SECONDS = 10.0
 _MARK_RETRIES = 5
@@ -63,6 +64,8 @@ class OutboxDispatcher:
         self._pacing = pacing
         self._lease = pacing.lease
         self._wake = asyncio.Event()
+        self._traffic: Traffic | None = None
+        self._give_way_seconds = 0.0
 
     # --- what a channel provides ----------------------------------------------------------
 
@@ -88,6 +91,12 @@ class OutboxDispatcher:
 
     # --- the loop -------------------------------------------------------------------------
 
+    def give_way_to(self, traffic: Traffic, seconds: float) -> None:
+        """In the server's own process: before each message, wait (up to `seconds`) until no
+        request is in flight, so deliveries do not lengthen requests (services/traffic.py)."""
+        self._traffic = traffic
+        self._give_way_seconds = seconds
+
     def wake(self) -> None:
         """New messages were committed: deliver now rather than at the next poll."""
         self._wake.set()
@@ -100,6 +109,8 @@ class OutboxDispatcher:
         delivery = Delivery()
         try:
             while stop is None or not stop.is_set():
+                if self._traffic is not None:
+                    await self._traffic.quiet(self._give_way_seconds)
                 claimed = await self._claim()
                 if claimed is None:
                     break

@@ -1,0 +1,45 @@
+"""Requests in flight in this process, so background work (outbox delivery) gives way to them.
+
+The server delivers mail and webhooks from its own event loop. A delivery is CPU in Python
+(claim, unseal, render, hand over, mark: about a millisecond), and the loop runs it whenever a
+request waits on the database: every delivery made during a request lengthens that request.
+A dispatcher therefore waits for a quiet moment (no request in flight) before taking the next
+message, but never longer than its give-way bound: under constant load it still delivers at
+least one message per bound, and a message is only delayed, never lost. A separate
+`access-api worker` process needs none of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Traffic:
+    """Counted by the request middleware (started/ended around every HTTP request), read by
+    the dispatchers (quiet)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def started(self) -> None:
+        self.in_flight += 1
+        if self.in_flight == 1:
+            self._quiet.clear()
+
+    def ended(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._quiet.set()
+
+    async def quiet(self, within: float) -> bool:
+        """Wait until no request is in flight, or `within` seconds, whichever comes first;
+        True when it is quiet."""
+        if self.in_flight == 0:
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._quiet.wait()
+        return self.in_flight == 0
