@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from urllib.parse import unquote
 
@@ -50,16 +50,27 @@ def _leaks(secret: str, haystacks: Iterable[str], *, whole_word: bool) -> list[s
     return [h[:120] for h in haystacks if secret in h]
 
 
+@pytest.fixture
+def sql_logged() -> Iterator[None]:
+    """SQLAlchemy logs every statement with its parameters, from before the test's connection
+    is opened (a connection decides whether it logs when it is made), and stops afterwards."""
+    logger = logging.getLogger("sqlalchemy.engine")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(level)
+
+
 class TestSecretsAtRest:
     async def test_no_secret_of_a_full_run_is_stored_or_logged_in_clear(
         self,
+        sql_logged: None,
         world: World,
         msp: Msp,
         smtp: SmtpServer,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
-        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
         secrets: set[str] = {PASSWORD, msp.admin.token}
         codes: set[str] = set()
         client = await world.tenant(msp.id, msp.admin)
