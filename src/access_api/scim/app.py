@@ -377,17 +377,20 @@ def _page(
     request: Request, scope: Scope, found: scim.UserPage, start: int, parameters: Any
 ) -> ScimResponse:
     base = _base(request, scope.tenant.id)
+    # Each resource is built and dumped once, as a query response (attributes and
+    # excludedAttributes applied); the envelope is dumped without them, then given them.
+    resources = [
+        _dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE, parameters) for u in found.users
+    ]
     page = ListResponse[User[Any]](
         total_results=found.total,
         start_index=max(start, 1),
         items_per_page=len(found.users),
         next_cursor=found.next_cursor,
-        resources=[_user(u, base) for u in found.users],
+        resources=None,
     )
     body = _dump(page, Context.SEARCH_RESPONSE)
-    body["Resources"] = [
-        _dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE, parameters) for u in found.users
-    ]
+    body["Resources"] = resources
     return ScimResponse(body)
 
 
