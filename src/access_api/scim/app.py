@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -377,20 +378,36 @@ def _page(
     request: Request, scope: Scope, found: scim.UserPage, start: int, parameters: Any
 ) -> ScimResponse:
     base = _base(request, scope.tenant.id)
-    # Each resource is built and dumped once, as a query response (attributes and
-    # excludedAttributes applied); the envelope is dumped without them, then given them.
-    resources = [
-        _dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE, parameters) for u in found.users
-    ]
-    page = ListResponse[User[Any]](
-        total_results=found.total,
-        start_index=max(start, 1),
-        items_per_page=len(found.users),
+    return _listed(
+        User[Any],
+        [_user(u, base) for u in found.users],
+        parameters,
+        total=found.total,
+        start=max(start, 1),
         next_cursor=found.next_cursor,
+    )
+
+
+def _listed(
+    kind: Any,
+    resources: Sequence[User[Any] | Group],
+    parameters: Any,
+    *,
+    total: int,
+    start: int = 1,
+    next_cursor: str | None = None,
+) -> ScimResponse:
+    """A ListResponse. Each resource is dumped once, as a query response (attributes and
+    excludedAttributes applied); the envelope is dumped without them, then given them."""
+    page = ListResponse[kind](
+        total_results=total,
+        start_index=start,
+        items_per_page=len(resources),
+        next_cursor=next_cursor,
         resources=None,
     )
     body = _dump(page, Context.SEARCH_RESPONSE)
-    body["Resources"] = resources
+    body["Resources"] = [_dump(r, Context.RESOURCE_QUERY_RESPONSE, parameters) for r in resources]
     return ScimResponse(body)
 
 
@@ -481,12 +498,7 @@ async def list_groups(
         matcher: ScimFilter[Group] = ScimFilter(filter)
         groups = [g for g in groups if matcher.match(g)]
     parameters = _parameters(attributes, excluded_attributes)
-    page = ListResponse[Group](
-        total_results=len(groups), start_index=1, items_per_page=len(groups), resources=groups
-    )
-    body = _dump(page, Context.SEARCH_RESPONSE)
-    body["Resources"] = [_dump(g, Context.RESOURCE_QUERY_RESPONSE, parameters) for g in groups]
-    return ScimResponse(body)
+    return _listed(Group, groups, parameters, total=len(groups))
 
 
 def _member_ids(model: Group) -> list[UUID]:
