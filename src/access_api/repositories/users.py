@@ -485,9 +485,15 @@ class UserRepository:
         )
         return str(value) if value is not None else None
 
-    async def set_password_hash(self, user_id: UUID, password_hash: str, now: datetime) -> None:
-        await self.session.execute(
+    async def set_password_hash(
+        self, user_id: UUID, password_hash: str, now: datetime, *, replacing: str | None = None
+    ) -> None:
+        """A new hash; with `replacing`, only if the stored hash is still that one."""
+        statement = (
             sa.update(users)
             .where(users.c.id == user_id)
             .values(password_hash=password_hash, password_changed_at=now, updated_at=now)
         )
+        if replacing is not None:
+            statement = statement.where(users.c.password_hash == replacing)
+        await self.session.execute(statement)

@@ -50,6 +50,9 @@ async def login(
     )
     work.throttle.ensure_open(facts.buckets, (account_key, address_key))
     sso.ensure_not_enforced(facts.sso_enforced)
+    # Only read so far: nothing is held while the hash runs (or waits for a hashing thread),
+    # so a login storm neither drains the pool nor, on SQLite, keeps every other write waiting.
+    await work.let_go()
     matched = await work.passwords.verify(password, facts.password_hash)
     if facts.user is None or facts.password_hash is None or not matched:
         work.throttle.failed(account, address)
@@ -62,7 +65,10 @@ async def login(
         actor = Actor(user_id=user.id, kind=ActorKind.SESSION)
         await work.record(actor, Action.RECOVERY_CODE_USED, tenant=None, target_id=user.id)
     if work.passwords.needs_rehash(stored):
-        await work.users.set_password_hash(user.id, await work.passwords.hash(password), work.now)
+        # Unless the password was changed meanwhile: the new one is kept.
+        await work.users.set_password_hash(
+            user.id, await work.passwords.hash(password), work.now, replacing=stored
+        )
     # A successful login forgets the account's failures as it starts the session.
     return await _open_session(work, user, facts.timeout_cap_minutes, forget=[account_key])
 

@@ -82,8 +82,10 @@ class Work:
         user_agent: str | None = None,
         after_commit: list[Hook] | None = None,
         after_refusal: list[RefusalHook] | None = None,
+        may_let_go: bool = False,
     ) -> None:
         self.session = session
+        self._may_let_go = may_let_go
         self.state = state
         self.now = now
         self.request_id = request_id
@@ -97,6 +99,15 @@ class Work:
     def over(cls, session: AsyncSession, state: AppState, now: datetime | None = None) -> Work:
         """A unit of work outside HTTP (CLI, tests): the caller commits the session."""
         return cls(session, state, now=now or state.clock.now())
+
+    async def let_go(self) -> None:
+        """Before a long wait that needs no database (a password hash, ~20 ms): end the
+        request's transaction, so its connection goes back to the pool and, on SQLite, the
+        write lock to the other writers; the next statement begins a new transaction. Only
+        for a use case that has read and not written so far, and only where the request holds
+        nothing that must commit with its answer (routing: no idempotency claim, no dry run)."""
+        if self._may_let_go and self.session.in_transaction():
+            await self.session.rollback()
 
     # --- what the app holds -------------------------------------------------------------
 
