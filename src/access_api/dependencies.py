@@ -52,7 +52,6 @@ async def _work(request: Request) -> use_cases.Work:
         user_agent=request.headers.get("user-agent"),
         after_commit=request.state.after_commit,
         after_refusal=request.state.after_refusal,
-        may_let_go=getattr(request.state, "may_let_go", False),
     )
 
 

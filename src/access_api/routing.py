@@ -396,10 +396,6 @@ async def _once(
                 if replay is not None:
                     return replay
             rehearsal = await _rehearsal(request, session, state)
-            # Nothing written yet that the answer must commit with (an idempotency claim, a
-            # dry run's view of before): a use case may end the transaction before a long
-            # wait that needs no database (Work.let_go).
-            request.state.may_let_go = idempotency is None and rehearsal is None
             response = await handler(request)
             if getattr(request.state, "dry_run", False):
                 # Described, then rolled back as the session closes uncommitted: nothing the

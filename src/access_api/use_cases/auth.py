@@ -42,17 +42,19 @@ async def login(
     account = (throttle.LOGIN_ACCOUNT, email_key(email))
     address = (throttle.LOGIN_ADDRESS, work.ip or "unknown")
     account_key, address_key = work.throttle.key(*account), work.throttle.key(*address)
-    facts = await work.logins.facts(
-        email_key=account[1],
-        domain=sso.email_domain(email),
-        account_key=account_key,
-        address_key=address_key,
+    # Read apart from the request's transaction, which begins only after the hash: nothing
+    # is held while the hash runs or waits for a thread, so a login storm neither drains the
+    # pool nor, on SQLite, keeps every other write waiting for the lock.
+    facts = await work.read_apart(
+        lambda apart: apart.logins.facts(
+            email_key=account[1],
+            domain=sso.email_domain(email),
+            account_key=account_key,
+            address_key=address_key,
+        )
     )
     work.throttle.ensure_open(facts.buckets, (account_key, address_key))
     sso.ensure_not_enforced(facts.sso_enforced)
-    # Only read so far: nothing is held while the hash runs (or waits for a hashing thread),
-    # so a login storm neither drains the pool nor, on SQLite, keeps every other write waiting.
-    await work.let_go()
     matched = await work.passwords.verify(password, facts.password_hash)
     if facts.user is None or facts.password_hash is None or not matched:
         work.throttle.failed(account, address)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import NotRequired, TypedDict, Unpack
+from typing import NotRequired, TypedDict, TypeVar, Unpack
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +64,7 @@ class EventFields(TypedDict):
 
 
 RefusalHook = Callable[[], Awaitable[None]]
+_T = TypeVar("_T")
 
 
 class Work:
@@ -82,10 +83,8 @@ class Work:
         user_agent: str | None = None,
         after_commit: list[Hook] | None = None,
         after_refusal: list[RefusalHook] | None = None,
-        may_let_go: bool = False,
     ) -> None:
         self.session = session
-        self._may_let_go = may_let_go
         self.state = state
         self.now = now
         self.request_id = request_id
@@ -100,14 +99,26 @@ class Work:
         """A unit of work outside HTTP (CLI, tests): the caller commits the session."""
         return cls(session, state, now=now or state.clock.now())
 
-    async def let_go(self) -> None:
-        """Before a long wait that needs no database (a password hash, ~20 ms): end the
-        request's transaction, so its connection goes back to the pool and, on SQLite, the
-        write lock to the other writers; the next statement begins a new transaction. Only
-        for a use case that has read and not written so far, and only where the request holds
-        nothing that must commit with its answer (routing: no idempotency claim, no dry run)."""
-        if self._may_let_go and self.session.in_transaction():
-            await self.session.rollback()
+    async def read_apart(self, read: Callable[[Work], Awaitable[_T]]) -> _T:
+        """Reads made before a long wait that needs no database (a password hash: ~20 ms, or
+        longer queued for a hashing thread in a storm), on a session of their own that is
+        closed before the wait: the request's transaction has not begun, so nothing (a pooled
+        connection, SQLite's write lock) is held while it waits. In autocommit where reads
+        have it (no BEGIN or COMMIT round trips). What follows runs in the request's
+        transaction, on facts that may have changed meanwhile, as under READ COMMITTED."""
+        async with self.state.database.reads() as session:
+            found = await read(
+                Work(
+                    session,
+                    self.state,
+                    now=self.now,
+                    request_id=self.request_id,
+                    ip=self.ip,
+                    user_agent=self.user_agent,
+                )
+            )
+            await session.commit()
+        return found
 
     # --- what the app holds -------------------------------------------------------------
 
