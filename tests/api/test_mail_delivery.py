@@ -10,6 +10,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -284,30 +285,48 @@ class TestGivingWay:
     message (services/traffic.py), but never longer than its bound."""
 
     @staticmethod
-    async def held_login(release: asyncio.Event) -> AsyncIterator[bytes]:
-        """A request body that arrives in two parts, the second once released: the request
-        stays in flight meanwhile."""
-        yield b'{"email": "nobody@example.com", '
-        await release.wait()
-        yield b'"password": "not the password at all"}'
+    @asynccontextmanager
+    async def busy(
+        smtp: SmtpServer, live_database: str, give_way: float
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, Any, dict[str, str], asyncio.Event, Any]]:
+        """A live server whose dispatcher gives way for `give_way` seconds, an MSP on it, and a
+        login in flight whose body's second half arrives once the event is set (its task)."""
+        release = asyncio.Event()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"email": "nobody@example.com", '
+            await release.wait()
+            yield b'"password": "not the password at all"}'
+
+        async with live_client(
+            live_database, smtp_url=smtp.url, outbox_give_way_seconds=give_way
+        ) as client:
+            root, headers = await live_msp(client, "giving-way")
+            held = asyncio.create_task(
+                client.post(
+                    "/v1/auth/login",
+                    content=body(),
+                    headers={"Content-Type": "application/json"},
+                )
+            )
+            await asyncio.sleep(0.1)
+            try:
+                yield client, root, headers, release, held
+            finally:
+                release.set()
+                assert (await held).status_code == 401
 
     @pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
     async def test_mail_waits_while_a_request_is_in_flight_and_goes_right_after(
         self, live_database: str, smtp: SmtpServer
     ) -> None:
-        async with live_client(
-            live_database, smtp_url=smtp.url, outbox_give_way_seconds=30
-        ) as client:
-            root, headers = await live_msp(client, "giving-way")
-            release = asyncio.Event()
-            held = asyncio.create_task(
-                client.post(
-                    "/v1/auth/login",
-                    content=self.held_login(release),
-                    headers={"Content-Type": "application/json"},
-                )
-            )
-            await asyncio.sleep(0.1)
+        async with self.busy(smtp, live_database, give_way=30) as (
+            client,
+            root,
+            headers,
+            release,
+            held,
+        ):
             await invite(client, root, headers, "ada@example.com")
             await asyncio.sleep(1.0)
             assert smtp.inbox.take() == []
@@ -324,24 +343,11 @@ class TestGivingWay:
     async def test_mail_goes_within_the_bound_under_constant_traffic(
         self, live_database: str, smtp: SmtpServer
     ) -> None:
-        async with live_client(
-            live_database, smtp_url=smtp.url, outbox_give_way_seconds=0.2
-        ) as client:
-            root, headers = await live_msp(client, "constant-traffic")
-            release = asyncio.Event()
-            held = asyncio.create_task(
-                client.post(
-                    "/v1/auth/login",
-                    content=self.held_login(release),
-                    headers={"Content-Type": "application/json"},
-                )
-            )
-            await asyncio.sleep(0.1)
+        async with self.busy(smtp, live_database, give_way=0.2) as busy:
+            client, root, headers, _, held = busy
             await invite(client, root, headers, "ada@example.com", "bob@example.com")
             await smtp.inbox.arrived(2, within=10)
             assert not held.done()  # delivered while the request was still in flight
-            release.set()
-            assert (await held).status_code == 401
             assert sorted(m["To"] for m in smtp.inbox.take()) == [
                 "ada@example.com",
                 "bob@example.com",
