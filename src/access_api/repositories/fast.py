@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
@@ -73,12 +73,9 @@ class FastRead:
 
     async def rows(self, session: AsyncSession, parameters: Mapping[str, Any]) -> Sequence[Any]:
         """The statement's rows (attributes by column key, and `_mapping`)."""
-        engine = session.bind
-        if (
-            isinstance(engine, AsyncEngine)
-            and _autocommit(engine.sync_engine)
-            and not session.in_transaction()
-        ):
+        own = session.sync_session
+        engine = own.bind
+        if isinstance(engine, Engine) and _autocommit(engine) and not own.in_transaction():
             # Nothing of the session's yet: a pooled connection of our own for this one
             # statement, given back at once (no Session transaction, no Connection around it).
             return await self._on_pooled(engine, parameters)
@@ -90,16 +87,15 @@ class FastRead:
         handle = connection.sync_connection._handle_dbapi_exception  # type: ignore[union-attr]
         return await self._fetch(connection.dialect, raw, parameters, handle)
 
-    async def _on_pooled(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> Sequence[Any]:
-        sync_engine = engine.sync_engine
-        raw = await greenlet_spawn(_checkout, sync_engine)
+    async def _on_pooled(self, engine: Engine, parameters: Mapping[str, Any]) -> Sequence[Any]:
+        raw = await greenlet_spawn(_checkout, engine)
         try:
             return await self._fetch(
                 engine.dialect,
                 raw,
                 parameters,
                 # On failure only: a Connection over it, to handle the error as its own.
-                lambda *error: Connection(sync_engine, raw)._handle_dbapi_exception(*error),
+                lambda *error: Connection(engine, raw)._handle_dbapi_exception(*error),
             )
         finally:
             if raw.is_valid:  # an invalidated one went back to the pool as it was invalidated
