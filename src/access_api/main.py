@@ -136,6 +136,8 @@ class RequestContext:
 
 
 def _log_request(scope: Scope, status: int, seconds: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return  # nothing to build the line for (the log level is above INFO)
     route = scope.get("route")
     template = getattr(route, "path", None)
     query = redact_query(scope.get("query_string", b"").decode("latin-1"))
