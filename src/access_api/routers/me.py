@@ -115,7 +115,7 @@ class Me(UserOut):
     def of_profile(cls, profile: Profile) -> Me:
         caller, expires_at = profile.authenticated.caller, profile.authenticated.expires_at
         return cls(
-            **UserOut.of(profile.user).model_dump(),
+            **UserOut.fields_of(profile.user),
             credential=Credential(
                 kind=caller.credential, id=caller.credential_id, expires_at=expires_at
             ),
