@@ -189,6 +189,23 @@ class Database:
             await self.engine.dispose()
 
 
+async def finish(session: AsyncSession) -> None:
+    """Commit a request's session, if anything ran through it: one no statement began (all its
+    reads were fast reads on connections of their own, repositories/fast.py) has nothing to
+    commit, and committing it would begin and end an empty transaction (a greenlet hop and a
+    tenth of GET /v1/me's CPU)."""
+    if session.in_transaction():
+        await session.commit()
+
+
+async def close(session: AsyncSession) -> None:
+    """End a request's session as `async with` would (rolled back if still open, in a task the
+    request's cancellation cannot interrupt), unless it never began or has ended: then it holds
+    no connection and there is nothing to close (this service never adds ORM objects)."""
+    if session.in_transaction():
+        await session.__aexit__(None, None, None)
+
+
 def stale_connection(error: BaseException) -> bool:
     """Did a statement fail because its pooled connection was dead (the server restarted, a
     proxy dropped it)? Then nothing of the transaction was committed and the request may run

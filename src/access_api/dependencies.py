@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api import use_cases
@@ -37,11 +38,21 @@ _bearer = HTTPBearer(
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def bearer_token(request: Request) -> str | None:
+    """What `Bearer` gives, without a dependency to solve."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    return token if token and scheme.lower() == "bearer" else None
+
+
 # --- the unit of work and the caller ------------------------------------------------------
 
 
 async def _work(request: Request) -> use_cases.Work:
     # One dependency of the request alone (no sub-dependencies to solve): it is on every route.
+    return work_of(request)
+
+
+def work_of(request: Request) -> use_cases.Work:
     state: AppState = request.app.state.access
     return use_cases.Work(
         request.state.session,

@@ -26,7 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from access_api.db import stale_connection
+from access_api.db import close, finish, stale_connection
 from access_api.domain.dry_run import WouldChange
 from access_api.domain.errors import (
     Conflict,
@@ -387,7 +387,8 @@ async def _once(
 ) -> Response:
     try:
         reads = request.method in SAFE_METHODS
-        async with (state.database.reads if reads else state.database.session)() as session:
+        session = (state.database.reads if reads else state.database.session)()
+        try:
             request.state.session = session
             request.state.after_commit = []
             request.state.after_refusal = []
@@ -403,7 +404,9 @@ async def _once(
                 return await _rehearsed(request, session, state, rehearsal, response)
             if idempotency is not None and response.status_code < 500:
                 await idempotency.complete(session, response)
-            await session.commit()
+            await finish(session)
+        finally:
+            await close(session)
     except DomainError as error:
         # What a refusal must leave behind even so (a failed attempt, counted for throttling)
         # is written now, in transactions of its own: the request's rolled back as it closed.

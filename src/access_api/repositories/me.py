@@ -198,9 +198,14 @@ _BY_API_KEY = FastRead(_by_api_key())
 _BY_SESSION = FastRead(_by_session())
 
 
+# Each field of a key and of a grant's tenant, by the label the statement gives its column.
+_KEY_LABELS = tuple((key, f"key_{key}") for key in KEY_KEYS)
+_TENANT_LABELS = tuple((column.key, f"gt_{column.key}") for column in tenants.c)
+
+
 def _key_of(row: Row[Any]) -> ApiKey:
     mapping = row._mapping
-    return to_api_key(SimpleNamespace(**{key: mapping[f"key_{key}"] for key in KEY_KEYS}))
+    return to_api_key(SimpleNamespace(**{key: mapping[label] for key, label in _KEY_LABELS}))
 
 
 def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
@@ -219,7 +224,7 @@ def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
                 expires_at=row.grant_expires_at,
             ),
             tenant=to_tenant(
-                SimpleNamespace(**{c.key: row._mapping[f"gt_{c.key}"] for c in tenants.c})
+                SimpleNamespace(**{key: row._mapping[label] for key, label in _TENANT_LABELS})
             ),
         )
         for row, keys in found.values()

@@ -154,14 +154,18 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            first_name=user.first_name,
-            last_name=user.last_name,
-            phone=user.phone,
-            session_timeout_minutes=user.session_timeout_minutes,
-            two_factor=user.two_factor,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
-        )
+        return cls(**cls.fields_of(user))
+
+    @staticmethod
+    def fields_of(user: User) -> dict[str, Any]:
+        return {
+            "id": user.id,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "phone": user.phone,
+            "session_timeout_minutes": user.session_timeout_minutes,
+            "two_factor": user.two_factor,
+            "created_at": user.created_at,
+            "last_login_at": user.last_login_at,
+        }

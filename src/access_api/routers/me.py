@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Query, status
+from fastapi import Query, Request, status
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from access_api.dependencies import Bearer, CurrentCaller, State, Work
+from access_api.dependencies import CurrentCaller, State, Work, bearer_token, work_of
 from access_api.domain import errors as e
 from access_api.domain import tenants, users
 from access_api.domain.access import Reach
@@ -115,7 +115,7 @@ class Me(UserOut):
     def of_profile(cls, profile: Profile) -> Me:
         caller, expires_at = profile.authenticated.caller, profile.authenticated.expires_at
         return cls(
-            **UserOut.of(profile.user).model_dump(),
+            **UserOut.fields_of(profile.user),
             credential=Credential(
                 kind=caller.credential, id=caller.credential_id, expires_at=expires_at
             ),
@@ -125,10 +125,16 @@ class Me(UserOut):
         )
 
 
-@router.get("", summary="Who am I, and where does my access start?")
-async def get_me(bearer: Bearer, work: Work) -> Me:
-    token = bearer.credentials if bearer else None
-    return Me.of_profile(await me.who_am_i(work, token))
+@router.get(
+    "",
+    summary="Who am I, and where does my access start?",
+    openapi_extra={"security": [{"HTTPBearer": []}]},
+)
+async def get_me(request: Request) -> Me:
+    # The hottest route takes its credential and unit of work straight from the request:
+    # what the Bearer and Work dependencies give, without FastAPI solving two dependencies
+    # (a twentieth of its CPU). The security requirement they would document is stated above.
+    return Me.of_profile(await me.who_am_i(work_of(request), bearer_token(request)))
 
 
 @router.get("/tenants", summary="The accounts I can act in, with what I may do there")
