@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query, Request, status
@@ -15,7 +15,7 @@ from access_api.domain import errors as e
 from access_api.domain import tenants, users
 from access_api.domain.access import Reach
 from access_api.domain.audit import ActorKind
-from access_api.domain.tenants import Tenant, TenantKind, TenantStatus
+from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
 from access_api.routers.common import (
     AUTHENTICATED_PROBLEMS,
@@ -27,6 +27,7 @@ from access_api.routers.common import (
     UserOut,
     api_router,
     page_of,
+    same_named,
 )
 from access_api.use_cases import me
 from access_api.use_cases.me import Profile, Reachable
@@ -48,17 +49,6 @@ class GrantTenant(BaseModel):
     name: str
     domain_prefix: str
 
-    @staticmethod
-    def fields_of(tenant: Tenant) -> dict[str, Any]:
-        return {
-            "id": tenant.id,
-            "kind": tenant.kind,
-            "parent_id": tenant.parent_id,
-            "root_id": tenant.root_id,
-            "name": tenant.name,
-            "domain_prefix": tenant.domain_prefix,
-        }
-
 
 class ReachableTenant(GrantTenant):
     status: TenantStatus = Field(
@@ -74,7 +64,7 @@ class ReachableTenant(GrantTenant):
     @classmethod
     def of(cls, reachable: Reachable) -> ReachableTenant:
         return cls(
-            **cls.fields_of(reachable.tenant),
+            **same_named(GrantTenant, reachable.tenant),
             status=reachable.status,
             roles=reachable.roles,
             permissions=reachable.permissions,
@@ -91,7 +81,7 @@ class MyGrant(BaseModel):
     @classmethod
     def of(cls, reach: Reach) -> MyGrant:
         return cls(
-            tenant=GrantTenant(**GrantTenant.fields_of(reach.tenant)),
+            tenant=GrantTenant(**same_named(GrantTenant, reach.tenant)),
             roles=sorted(reach.grant.roles),
             include_descendants=reach.grant.include_descendants,
             expires_at=reach.grant.expires_at,
@@ -115,7 +105,7 @@ class Me(UserOut):
     def of_profile(cls, profile: Profile) -> Me:
         caller, expires_at = profile.authenticated.caller, profile.authenticated.expires_at
         return cls(
-            **UserOut.fields_of(profile.user),
+            **same_named(UserOut, profile.user),
             credential=Credential(
                 kind=caller.credential, id=caller.credential_id, expires_at=expires_at
             ),

@@ -238,26 +238,18 @@ async def invite(
     )
     actor = scope.caller.actor
     await work.record_events(
-        [
-            work.event(
-                actor,
-                Action.INVITATION_CREATED,
-                tenant=scope.tenant,
-                target_id=invitation.id,
-                changes=invitations.created_changes(invitation),
-            )
-            for invitation, _ in made
-        ]
-        + [
-            work.event(
-                actor,
-                Action.AUTHORIZATION_GRANTED,
-                tenant=scope.tenant,
-                target_id=change.user_id,
-                changes=access.grant_changes(change),
-            )
-            for change in plan.grant_changes
-        ]
+        work.events_for(
+            actor,
+            Action.INVITATION_CREATED,
+            tenant=scope.tenant,
+            changed=((i.id, invitations.created_changes(i)) for i, _ in made),
+        )
+        + work.events_for(
+            actor,
+            Action.AUTHORIZATION_GRANTED,
+            tenant=scope.tenant,
+            changed=((c.user_id, access.grant_changes(c)) for c in plan.grant_changes),
+        )
     )
     by_email = {invitation.email: invitation for invitation, _ in made}
     granted = dict(plan.granted)
@@ -319,16 +311,12 @@ async def resend(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
         for invitation, token in zip(resent, tokens, strict=True)
     )
     await work.record_events(
-        [
-            work.event(
-                scope.caller.actor,
-                Action.INVITATION_RESENT,
-                tenant=scope.tenant,
-                target_id=invitation.id,
-                changes=invitations.resent_changes(found[invitation.id], invitation, work.now),
-            )
-            for invitation in resent
-        ]
+        work.events_for(
+            scope.caller.actor,
+            Action.INVITATION_RESENT,
+            tenant=scope.tenant,
+            changed=((i.id, invitations.resent_changes(found[i.id], i, work.now)) for i in resent),
+        )
     )
     return resent
 
@@ -339,16 +327,15 @@ async def revoke(work: Work, scope: Scope, ids: Sequence[UUID]) -> list[Invitati
     changes = invitations.plan_revoke(ids, found, work.now)
     await work.invitations.revoke([after for _, after in changes])
     await work.record_events(
-        [
-            work.event(
-                scope.caller.actor,
-                Action.INVITATION_REVOKED,
-                tenant=scope.tenant,
-                target_id=after.id,
-                changes=invitations.revoked_changes(before, work.now),
-            )
-            for before, after in changes
-        ]
+        work.events_for(
+            scope.caller.actor,
+            Action.INVITATION_REVOKED,
+            tenant=scope.tenant,
+            changed=(
+                (after.id, invitations.revoked_changes(before, work.now))
+                for before, after in changes
+            ),
+        )
     )
     current = found | {after.id: after for _, after in changes}
     return [current[i] for i in invitations.unique(ids)]

@@ -324,6 +324,20 @@ class Work:
         record commit (or roll back) together."""
         await self.record_events([self.event(actor, action, **what)])
 
+    def events_for(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        tenant: Tenant | None,
+        changed: Iterable[tuple[UUID, Changes | None]],
+    ) -> list[AuditEvent]:
+        """The events of a bulk change: one per (target, changes), by one actor in one tenant."""
+        return [
+            self.event(actor, action, tenant=tenant, target_id=target, changes=changes)
+            for target, changes in changed
+        ]
+
     async def record_events(self, events: Sequence[AuditEvent], *, written: bool = False) -> None:
         """Write events into this transaction, all in one statement, and queue their webhook
         deliveries. written: a repository already inserted them, riding in a statement of its
