@@ -10,8 +10,8 @@ too: every table is written by one statement holding all of its rows.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +73,16 @@ def _listed(statements: list[tuple[str, bool]]) -> str:
     return f"{len(statements)} statements:\n\n" + "\n\n".join(
         f"{'(executemany) ' if many else ''}{sql[:300]}" for sql, many in statements
     )
+
+
+@asynccontextmanager
+async def _msp_with_key(
+    live_database: str, prefix: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, UUID, str, dict[str, str]]]:
+    """A live server (no mail dispatcher) with a new MSP: (the client, its root's id, a
+    client account's id, an API key's headers)."""
+    async with live_client(live_database, mail_dispatcher=False) as client:
+        yield client, *await _client_and_key(client, prefix)
 
 
 async def _client_and_key(
@@ -137,8 +147,7 @@ class TestBulkInvitationStatements:
     async def test_a_hundred_emails_are_written_in_a_bounded_number_of_statements(
         self, live_database: str
     ) -> None:
-        async with live_client(live_database, mail_dispatcher=False) as client:
-            _, acme, headers = await _client_and_key(client, "bulk-invite")
+        async with _msp_with_key(live_database, "bulk-invite") as (client, _, acme, headers):
             few, for_ten = await _invite(
                 client, acme, headers, [f"few-{n}@bulk.example.com" for n in range(10)]
             )
@@ -156,8 +165,7 @@ class TestBulkInvitationStatements:
         ), _listed(for_hundred)
 
     async def test_members_are_granted_in_bulk_beside_the_invited(self, live_database: str) -> None:
-        async with live_client(live_database, mail_dispatcher=False) as client:
-            root, acme, headers = await _client_and_key(client, "bulk-grant")
+        async with _msp_with_key(live_database, "bulk-grant") as (client, root, acme, headers):
             state = state_of(client)
             async with state.database.engine.begin() as connection:
                 await add_users(connection, root, acme, 50, state.clock.now(), prefix="member")
@@ -189,8 +197,7 @@ class TestBulkInvitationStatements:
     async def test_a_hundred_invitations_are_resent_and_deleted_in_bounded_statements(
         self, live_database: str
     ) -> None:
-        async with live_client(live_database, mail_dispatcher=False) as client:
-            _, acme, headers = await _client_and_key(client, "bulk-resend")
+        async with _msp_with_key(live_database, "bulk-resend") as (client, _, acme, headers):
             made, _ = await _invite(
                 client, acme, headers, [f"again-{n}@bulk.example.com" for n in range(100)]
             )

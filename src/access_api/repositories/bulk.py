@@ -1,4 +1,5 @@
-"""Multi-row inserts: one INSERT … VALUES (…), (…) per table and batch, never one per row."""
+"""Bulk writes: multi-row inserts (one INSERT … VALUES (…), (…) per table and batch, never one
+per row) and updates of many rows by id in one executemany."""
 
 from __future__ import annotations
 
@@ -25,3 +26,18 @@ async def insert_rows(
     if rows:
         key = next(iter(table.primary_key.columns))
         await session.execute(sa.insert(table).returning(key), list(rows))
+
+
+async def update_rows(
+    session: AsyncSession, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Update rows by id, each to its own values (every row with the same keys: `id` and the
+    columns to set), as one executemany of one statement built from those keys."""
+    if rows:
+        columns = [key for key in rows[0] if key != "id"]
+        await session.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values({column: sa.bindparam(column) for column in columns}),
+            [{"row_id": row["id"], **{c: row[c] for c in columns}} for row in rows],
+        )

@@ -19,7 +19,7 @@ from access_api.domain.policies import SecurityPolicy, has_second_factor
 from access_api.domain.tenants import Tenant
 from access_api.domain.users import User
 from access_api.ids import new_id
-from access_api.repositories.bulk import insert_rows
+from access_api.repositories.bulk import insert_rows, update_rows
 from access_api.repositories.members import live
 from access_api.repositories.orm import (
     authorization_roles,
@@ -455,7 +455,7 @@ class GrantRepository:
                 new.append({"id": grant_id, "root_id": root_id, "user_id": after.user_id,
                             "tenant_id": after.tenant_id, "created_at": now, **shape})  # fmt: skip
             else:
-                kept.append({"grant_id": grant_id, **shape})
+                kept.append({"id": grant_id, **shape})
             links += [
                 {"authorization_id": grant_id, "role_id": roles_by_key[key].id}
                 for key in sorted(after.roles)
@@ -471,17 +471,7 @@ class GrantRepository:
                 sa.delete(authorizations).where(authorizations.c.id.in_(removed))
             )
         await insert_rows(self.session, authorizations, new)
-        if kept:
-            await self.session.execute(
-                sa.update(authorizations)
-                .where(authorizations.c.id == sa.bindparam("grant_id"))
-                .values(
-                    include_descendants=sa.bindparam("include_descendants"),
-                    expires_at=sa.bindparam("expires_at"),
-                    updated_at=sa.bindparam("updated_at"),
-                ),
-                kept,
-            )
+        await update_rows(self.session, authorizations, kept)
         await insert_rows(self.session, authorization_roles, links)
 
     async def _ids_of(self, pairs: set[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], UUID]:

@@ -17,7 +17,7 @@ from access_api.domain.errors import InvitationExists
 from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
 from access_api.domain.users import email_key
 from access_api.ids import new_id
-from access_api.repositories.bulk import insert_rows
+from access_api.repositories.bulk import insert_rows, update_rows
 from access_api.repositories.dialect import insert
 from access_api.repositories.orm import (
     invitation_grant_roles,
@@ -309,31 +309,22 @@ class InvitationRepository:
 
     async def resend(self, resent: Sequence[tuple[Invitation, str]]) -> None:
         """New links replace the old ones, which die with their digests: one statement."""
-        if resent:
-            await self.session.execute(
-                sa.update(invitations)
-                .where(invitations.c.id == sa.bindparam("invitation_id"))
-                .values(
-                    status=sa.bindparam("status"),
-                    token_hash=sa.bindparam("token_hash"),
-                    expires_at=sa.bindparam("expires_at"),
-                    updated_at=sa.bindparam("updated_at"),
-                    sent_count=sa.bindparam("sent_count"),
-                    last_sent_at=sa.bindparam("last_sent_at"),
-                ),
-                [
-                    {
-                        "invitation_id": invitation.id,
-                        "status": invitation.status.value,
-                        "token_hash": digest,
-                        "expires_at": invitation.expires_at,
-                        "updated_at": invitation.updated_at,
-                        "sent_count": invitation.sent_count,
-                        "last_sent_at": invitation.last_sent_at,
-                    }
-                    for invitation, digest in resent
-                ],
-            )
+        await update_rows(
+            self.session,
+            invitations,
+            [
+                {
+                    "id": invitation.id,
+                    "status": invitation.status.value,
+                    "token_hash": digest,
+                    "expires_at": invitation.expires_at,
+                    "updated_at": invitation.updated_at,
+                    "sent_count": invitation.sent_count,
+                    "last_sent_at": invitation.last_sent_at,
+                }
+                for invitation, digest in resent
+            ],
+        )
 
     async def revoke(self, revoked: Sequence[Invitation]) -> None:
         """Revoked invitations lose their links: one statement."""
