@@ -154,6 +154,17 @@ class TestExport:
             headers=msp.admin.headers,
         )
         assert alone.content == b'last_name\n""\n'
+        # On the client, "admin" comes from two grants (inherited from the root and held
+        # there): once in the cell, as the other roles.
+        below_too = await world.client.get(
+            f"/v1/tenants/{client['id']}/users/export",
+            params={"columns": "email,roles", "ids": f"{below.user_id},{many.user_id}"},
+            headers=msp.admin.headers,
+        )
+        assert below_too.status_code == 200, below_too.text
+        assert below_too.content == (
+            b"email,roles\nbelow@x.com,read_only\nmany@x.com,admin;auditor;read_only\n"
+        )
 
     async def test_unknown_columns_and_ids_are_refused(self, world: World, msp: Msp) -> None:
         before = await world.snapshot()
