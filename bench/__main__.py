@@ -61,6 +61,14 @@ def ours(url: str) -> Any:
     return serve("access-api", argv, env_for(url), port, "/readyz")
 
 
+async def decisions(url: str, dsn: str, msp: Msp, report: dict[str, Any]) -> None:
+    """The permission decision (SPEC §6), and beside it one bare round trip to the same
+    database (not a §6 row): what the decision's one statement pays before any work of its
+    own, on this machine mostly the wake-up of a process on the other core."""
+    report["permission_decision"] = await measures.permission_decision(url, msp)
+    report["round_trip"] = await measures.round_trip(dsn)
+
+
 async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> None:
     wanted = set(args.only)
     async with postgres_database("ours") as (url, dsn):
@@ -112,7 +120,7 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
             if "policy" in wanted:
                 report["root_policy"] = await measures.with_root_policy(server, msp, url)
             if "decision" in wanted:
-                report["permission_decision"] = await measures.permission_decision(url, msp)
+                await decisions(url, dsn, msp, report)
             if "login" in wanted:
                 # The hash ceiling first, in the same run, with the server idle.
                 hashing = await asyncio.to_thread(measures.hash_ceiling)
@@ -384,6 +392,13 @@ def main() -> int:
             f"login storm with /healthz probed every 20 ms: {paced['ratio_to_hash_ceiling']}"
             f" of the ceiling, healthz p99 {paced['healthz_p99_ms']} ms,"
             f" bound by CPU {paced.get('ratio_bound_by_cpu', '-')}"
+        )
+    if "round_trip" in report:
+        trip, decision = report["round_trip"], report["permission_decision"]
+        print(
+            f"one bare round trip to PostgreSQL (SELECT 1 on asyncpg, TCP on loopback):"
+            f" {trip['wall_us']} us wall, {trip['cpu_us']} us CPU; the decision's p50"
+            f" {decision['p50_ms']} ms"
         )
     if "bulk_invitation_without_dispatcher" in report:
         alone = report["bulk_invitation_without_dispatcher"]

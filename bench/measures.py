@@ -197,6 +197,27 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
     }
 
 
+async def round_trip(dsn: str, rounds: int = 3000) -> dict[str, Any]:
+    """One round trip to PostgreSQL and nothing else (`SELECT 1` on asyncpg), in this process:
+    wall time and CPU per round trip. What every statement of a request pays on top of its
+    own work, and what the transport (TCP on loopback, or a Unix socket) decides."""
+    connection = await asyncpg.connect(dsn, timeout=5)
+    try:
+        for _ in range(200):  # warm-up
+            await connection.fetchval("SELECT 1")
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            await connection.fetchval("SELECT 1")
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await connection.close()
+    return {
+        "rounds": rounds,
+        "wall_us": round(wall * 1e6 / rounds, 1),
+        "cpu_us": round(cpu * 1e6 / rounds, 1),
+    }
+
+
 async def login_storm(
     server: Server, dsn: str | None = None, probe_every: float | None = None
 ) -> dict[str, Any]:
