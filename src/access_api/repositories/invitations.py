@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +19,7 @@ from access_api.domain.invitations import Invitation, InvitationStatus, Invited,
 from access_api.domain.users import email_key
 from access_api.ids import new_id
 from access_api.repositories.bulk import insert_rows, update_rows
-from access_api.repositories.dialect import insert
+from access_api.repositories.dialect import insert, is_postgresql
 from access_api.repositories.orm import (
     invitation_grant_roles,
     invitation_grants,
@@ -36,10 +37,52 @@ INVITATION_SORTS: dict[str, SortKey] = {
     "expires_at": SortKey(invitations.c.expires_at),
 }
 
-_PENDING = invitations.c.status == InvitationStatus.PENDING.value
+# A constant in the SQL, not a bound parameter: the partial index on pending invitations is
+# usable only by a query that says status = 'pending' itself. With a parameter, PostgreSQL's
+# generic plan (a prepared statement's sixth run on) cannot prove the index applies and reads
+# the tenant's invitations through another index instead: a bulk invitation's look for the
+# pending ones went from 0.1 ms to 24 ms as the tenant's invitations grew to 5,000. (SQLite
+# plans again with the value bound; the constant costs it nothing.)
+_PENDING = invitations.c.status == sa.literal_column(f"'{InvitationStatus.PENDING.value}'")
 # The partial index's own predicate, spelled as in orm.py (an ON CONFLICT target must match it).
 _PENDING_INDEX = sa.text("status = 'pending'")
 _INVITER = users.alias("inviter")  # built once: an alias copies its table's columns
+
+
+def open_for_statement(tenant_id: UUID, keys: Iterable[str], *, postgres: bool) -> sa.Select[Any]:
+    """The pending invitations made in a tenant for these email keys, locked.
+
+    On PostgreSQL the keys are one array, and each is looked up by itself (LATERAL): one probe
+    of the partial index on (tenant, email key) a key, whatever the plan. As `email_key IN
+    (...)`, a generic plan made while the table looked small (a prepared statement's sixth run
+    on) probes by the tenant alone and filters every pending invitation there by email: 2 ms
+    at 1,200 of them, growing with each. SQLite plans again with the values bound."""
+    if not postgres:
+        return (
+            sa.select(invitations)
+            .where(
+                invitations.c.tenant_id == tenant_id,
+                invitations.c.email_key.in_(keys),
+                _PENDING,
+            )
+            .with_for_update()
+        )
+    wanted = (
+        sa.func.unnest(sa.bindparam("keys", list(keys), type_=postgresql.ARRAY(sa.String)))
+        .table_valued("email_key")
+        .render_derived(name="wanted")
+    )
+    found = (
+        sa.select(invitations)
+        .where(
+            invitations.c.tenant_id == tenant_id,
+            invitations.c.email_key == wanted.c.email_key,
+            _PENDING,
+        )
+        .with_for_update()
+        .lateral("found")
+    )
+    return sa.select(*found.c).select_from(wanted.join(found, sa.true()))
 
 
 def _invitation(row: Row[Any] | Any, offers: Sequence[Offer]) -> Invitation:
@@ -133,17 +176,8 @@ class InvitationRepository:
         keys = {email_key(email) for email in emails}
         if not keys:
             return {}
-        rows = (
-            await self.session.execute(
-                sa.select(invitations)
-                .where(
-                    invitations.c.tenant_id == tenant_id,
-                    invitations.c.email_key.in_(keys),
-                    _PENDING,
-                )
-                .with_for_update()
-            )
-        ).all()
+        statement = open_for_statement(tenant_id, keys, postgres=is_postgresql(self.session))
+        rows = (await self.session.execute(statement)).all()
         return {invitation.email_key: invitation for invitation in await self._build(rows)}
 
     async def by_digest(self, token_digest: str) -> Invited | None:
