@@ -327,6 +327,56 @@ TARGETS = (
 )
 
 
+# Figures printed after the table, each where the measures it quotes were run: the measures
+# it needs, and its text with their figures in it (str.format_map over the report).
+NOTES = (
+    (
+        ("login_storm",),
+        "login storm CPU per login (ms): server {login_storm[server_cpu_ms_per_login]}"
+        " (event loop {login_storm[event_loop_cpu_ms_per_login]}, of which /healthz probes"
+        " {login_storm[healthz_requests]} in all), PostgreSQL"
+        " {login_storm[postgres_cpu_ms_per_login]}; one argon2id verification"
+        " {login_storm[hash_cpu_ms_per_verification]}: best ratio two cores allow"
+        " {login_storm[ratio_bound_by_cpu]}",
+    ),
+    (
+        ("login_storm_paced_probe",),
+        "login storm with /healthz probed every 20 ms:"
+        " {login_storm_paced_probe[ratio_to_hash_ceiling]} of the ceiling, healthz p99"
+        " {login_storm_paced_probe[healthz_p99_ms]} ms, bound by CPU"
+        " {login_storm_paced_probe[ratio_bound_by_cpu]}",
+    ),
+    (
+        ("round_trip", "permission_decision"),
+        "one bare round trip to PostgreSQL (SELECT 1 on asyncpg, TCP on loopback):"
+        " {round_trip[wall_us]} us wall, {round_trip[cpu_us]} us CPU; the decision's p50"
+        " {permission_decision[p50_ms]} ms",
+    ),
+    (
+        ("bulk_invitation_without_dispatcher",),
+        "1,000 invitations with the outbox dispatcher off (no target):"
+        " {bulk_invitation_without_dispatcher[seconds]} s,"
+        " server CPU {bulk_invitation_without_dispatcher[server_cpu_seconds]} s",
+    ),
+    (
+        ("floor", "ceiling"),
+        "floor of GET /v1/me, CPU ms: /healthz through the same app"
+        " {floor[healthz_cpu_ms_per_request]}; the /v1/me statement alone"
+        " {floor[me_statement_cpu_ms_asyncpg]} on asyncpg"
+        " ({floor[me_statement_cpu_ms_sqlalchemy]} through SQLAlchemy); the ceiling's"
+        " whole request {ceiling[cpu_ms_per_request]}",
+    ),
+)
+
+
+def notes(report: dict[str, Any]) -> list[str]:
+    return [
+        text.format_map(report)
+        for needs, text in NOTES
+        if all(measure in report for measure in needs)
+    ]
+
+
 def lookup(report: dict[str, Any], dotted: str) -> Any:
     value: Any = report
     for part in dotted.split("."):
@@ -378,43 +428,8 @@ def main() -> int:
             )
     for route, trips in report.get("round_trips", {}).items():
         print(f"round trips per request  {route:<44} {trips}")
-    if "login_storm" in report:
-        storm, paced = report["login_storm"], report["login_storm_paced_probe"]
-        print(
-            f"login storm CPU per login (ms): server {storm['server_cpu_ms_per_login']}"
-            f" (event loop {storm['event_loop_cpu_ms_per_login']}, of which /healthz probes"
-            f" {storm['healthz_requests']} in all), PostgreSQL"
-            f" {storm['postgres_cpu_ms_per_login']}; one argon2id verification"
-            f" {storm['hash_cpu_ms_per_verification']}: best ratio two cores allow"
-            f" {storm['ratio_bound_by_cpu']}"
-        )
-        print(
-            f"login storm with /healthz probed every 20 ms: {paced['ratio_to_hash_ceiling']}"
-            f" of the ceiling, healthz p99 {paced['healthz_p99_ms']} ms,"
-            f" bound by CPU {paced.get('ratio_bound_by_cpu', '-')}"
-        )
-    if "round_trip" in report:
-        trip, decision = report["round_trip"], report["permission_decision"]
-        print(
-            f"one bare round trip to PostgreSQL (SELECT 1 on asyncpg, TCP on loopback):"
-            f" {trip['wall_us']} us wall, {trip['cpu_us']} us CPU; the decision's p50"
-            f" {decision['p50_ms']} ms"
-        )
-    if "bulk_invitation_without_dispatcher" in report:
-        alone = report["bulk_invitation_without_dispatcher"]
-        print(
-            f"1,000 invitations with the outbox dispatcher off (no target): {alone['seconds']} s,"
-            f" server CPU {alone['server_cpu_seconds']} s"
-        )
-    if "floor" in report:
-        found = report["floor"]
-        print(
-            f"floor of GET /v1/me, CPU ms: /healthz through the same app"
-            f" {found['healthz_cpu_ms_per_request']}; the /v1/me statement alone"
-            f" {found['me_statement_cpu_ms_asyncpg']} on asyncpg"
-            f" ({found['me_statement_cpu_ms_sqlalchemy']} through SQLAlchemy); the ceiling's"
-            f" whole request {found.get('ceiling_cpu_ms_per_request', '-')}"
-        )
+    for line in notes(report):
+        print(line)
     print(f"\nsaved to {path.relative_to(RESULTS.parents[1])}")
     return 0
 
