@@ -36,11 +36,16 @@ TEST_SECRET = "test-secret-key-" + "k" * 48
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
+    """Settings for an app in the test process, which builds hundreds of apps: the collector
+    is left as it is (tests/unit/test_collector.py tunes it and puts it back)."""
     return Settings(
-        database_url=url,
-        secret_key=TEST_SECRET,
-        public_url="https://app.access-api.test",
-        **overrides,
+        **{
+            "database_url": url,
+            "secret_key": TEST_SECRET,
+            "public_url": "https://app.access-api.test",
+            "gc_tuning": False,
+            **overrides,
+        }
     )
 
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from access_api import errors, metrics
+from access_api import collector, errors, metrics
 from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
 from access_api.logs import redact_query, request_id_var
 from access_api.pagination import Cursors
@@ -210,6 +210,7 @@ def create_app(
             if database is None
             else None
         )
+        collector.tune_for_serving(settings.gc_tuning)
         try:
             yield
         finally:

@@ -135,6 +135,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer) -> I
         smtp_url=smtp_server.url,
         mail_poll_seconds=0.2,
         hosted_pages=True,
+        gc_tuning=False,  # the server shares the test process
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
