@@ -53,9 +53,16 @@ async def _work(request: Request) -> use_cases.Work:
 
 
 def work_of(request: Request) -> use_cases.Work:
+    """The request's unit of work, made once per attempt (a request retried after a dead
+    connection gets a new session, and so a new one): the `Work` dependency and the code that
+    takes it straight from the request (the scope, GET /v1/me) share it."""
+    session = request.state.session
+    made: use_cases.Work | None = getattr(request.state, "work", None)
+    if made is not None and made.session is session:
+        return made
     state: AppState = request.app.state.access
-    return use_cases.Work(
-        request.state.session,
+    work = use_cases.Work(
+        session,
         state,
         now=state.clock.now(),
         request_id=getattr(request.state, "request_id", None),
@@ -64,6 +71,8 @@ def work_of(request: Request) -> use_cases.Work:
         after_commit=request.state.after_commit,
         after_refusal=request.state.after_refusal,
     )
+    request.state.work = work
+    return work
 
 
 Work = Annotated[use_cases.Work, Depends(_work)]
@@ -101,15 +110,24 @@ TenantId = Annotated[UUID, Path(description="The tenant in whose context the cal
 
 def requires(permission: str | None) -> Any:
     """A dependency resolving the caller's scope in {tenant_id} and demanding a permission
-    (None: none; the use case decides, e.g. everyone manages their own API keys)."""
+    (None: none; the use case decides, e.g. everyone manages their own API keys).
 
-    async def scope(tenant_id: TenantId, bearer: Bearer, work: Work) -> Scope:
-        token = bearer.credentials if bearer else None
-        return await credentials.in_tenant(work, token, tenant_id, permission)
+    It takes the credential and the unit of work straight from the request, as `Bearer` and
+    `Work` would give them, without FastAPI solving them as two dependencies of its own
+    (GET /v1/tenants/{id} under load, nine runs of each alternately: median 0.559 ms of CPU
+    per request against 0.570, about 2%). The
+    security requirement `Bearer` would document is stated by the route instead
+    (routing.TransactionalRoute, for every dependency marked `takes_bearer`)."""
+
+    async def scope(tenant_id: TenantId, request: Request) -> Scope:
+        return await credentials.in_tenant(
+            work_of(request), bearer_token(request), tenant_id, permission
+        )
 
     scope.__doc__ = (
         f"Requires `{permission}` in the tenant's context." if permission else "Any standing."
     )
+    scope.takes_bearer = True  # type: ignore[attr-defined]
     return Depends(scope)
 
 

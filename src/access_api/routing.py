@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -18,9 +18,11 @@ from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security.base import SecurityBase
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError
@@ -308,6 +310,12 @@ async def _dry_run_option(
     request.state.dry_run = dry_run
 
 
+def _every_dependency(dependant: Dependant) -> Iterator[Dependant]:
+    for dependency in dependant.dependencies:
+        yield dependency
+        yield from _every_dependency(dependency)
+
+
 class TransactionalRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         methods = {m.upper() for m in kwargs.get("methods") or ()}
@@ -315,6 +323,13 @@ class TransactionalRoute(APIRoute):
         if self.dry_runnable:
             kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), Depends(_dry_run_option)]
         super().__init__(path, endpoint, **kwargs)
+        calls = [dependency.call for dependency in _every_dependency(self.dependant)]
+        if not any(isinstance(call, SecurityBase) for call in calls) and any(
+            getattr(call, "takes_bearer", False) for call in calls
+        ):
+            # A dependency that reads the bearer token off the request itself (the scope of
+            # dependencies.requires) states what solving `Bearer` would have documented.
+            self.openapi_extra = {"security": [{"HTTPBearer": []}], **(self.openapi_extra or {})}
 
     def _refuse_method_on_an_action(self, request: Request) -> None:
         """/invitations/delete is an action (POST), not the invitation whose id is "delete":
