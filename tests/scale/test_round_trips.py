@@ -17,11 +17,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from bench.wire import CountingProxy, counting_proxy
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.live import live_client, live_msp, state_of
+from access_api.domain.throttle import LOGIN_ACCOUNT
+from access_api.domain.users import email_key
+from access_api.repositories.orm import audit_events, throttle_buckets, users
+from tests.live import PASSWORD, live_client, live_msp, state_of
 
 # GET /v1/me is one round trip on PostgreSQL whatever the credential: the credential, its user,
 # their grants and counts together (SQLite adds its BEGIN).
@@ -132,3 +136,79 @@ class TestTenantReadRoundTrips:
                 )
             unknown = f"/v1/tenants/{made.json()['id'][:-4]}0000"
             assert (await client.get(unknown, headers=key)).status_code == 404
+
+
+# A login: its read (the account, its throttle buckets, its policy) before the hash, and its one
+# write after it (the session, the last-login stamp, the buckets it forgets, its audit event),
+# each in autocommit on PostgreSQL: no BEGIN or COMMIT (it was 4). SQLite has no data-modifying
+# WITH: there the write is four statements in a transaction of its own, BEGINs counted.
+LOGIN = {"postgresql": 2, "sqlite": 7}
+
+
+@pytest.mark.parametrize("live_database", ["sqlite", "postgresql"], indirect=True)
+class TestLoginRoundTrips:
+    async def test_a_login_reads_once_and_writes_once(self, live_database: str) -> None:
+        async with _counted(live_database) as (client, proxy):
+            await live_msp(client, "trips-msp")
+            email = "admin@trips-msp.example.com"
+            state = state_of(client)
+            before = await _last_login(state, email)
+            wrong = await client.post(
+                "/v1/auth/login", json={"email": email, "password": "not the password at all"}
+            )
+            assert wrong.status_code == 401
+            account = state.keyring.digest(f"throttle/{LOGIN_ACCOUNT.name}/{email_key(email)}")
+            assert await _bucket(state, account) == 1
+            body = {"email": email, "password": PASSWORD}
+            if proxy is not None:
+                proxy.reset()
+                login = await client.post("/v1/auth/login", json=body)
+                trips = proxy.round_trips
+            else:
+                with _statements_counted(state.database.engine) as counted:
+                    login = await client.post("/v1/auth/login", json=body)
+                trips = counted()
+            assert login.status_code == 200, login.text
+            assert trips <= LOGIN[_backend(live_database)], trips
+            # What the one write wrote: the session (its token works), the last login, the
+            # audit event; and the failure it forgot.
+            token = login.json()["access_token"]
+            me = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+            assert await _bucket(state, account) is None
+            user_id, last_login = await _last_login(state, email)
+            assert last_login > before[1]
+            async with state.database.session() as session:
+                created = (
+                    (
+                        await session.execute(
+                            sa.select(audit_events.c.target_id).where(
+                                audit_events.c.action == "session.created",
+                                audit_events.c.actor_user_id == user_id,
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            assert me.json()["credential"]["id"] in {str(target) for target in created}
+
+
+async def _bucket(state: Any, key: str) -> int | None:
+    async with state.database.session() as session:
+        found: int | None = (
+            await session.execute(
+                sa.select(throttle_buckets.c.failures).where(throttle_buckets.c.key == key)
+            )
+        ).scalar()
+    return found
+
+
+async def _last_login(state: Any, email: str) -> tuple[Any, Any]:
+    async with state.database.session() as session:
+        row = (
+            await session.execute(
+                sa.select(users.c.id, users.c.last_login_at).where(users.c.email == email)
+            )
+        ).one()
+    return row.id, row.last_login_at

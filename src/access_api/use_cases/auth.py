@@ -93,13 +93,16 @@ async def _open_session(
         tenant=None,
         target_id=session.id,
     )
-    await work.sessions.open(
-        session,
-        work.keyring.digest(token),
-        ip=work.ip,
-        user_agent=work.user_agent,
-        forget=forget,
-        event=created,
+    digest = work.keyring.digest(token)
+    await work.one_statement(
+        lambda done: done.sessions.open(
+            session,
+            digest,
+            ip=work.ip,
+            user_agent=work.user_agent,
+            forget=forget,
+            event=created,
+        )
     )
     await work.record_events([created], written=True)
     lifetime = timedelta(hours=work.settings.session_absolute_lifetime_hours)
