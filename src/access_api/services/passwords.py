@@ -13,6 +13,12 @@ from passlib.hash import argon2
 
 # OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
 _HASHER: Any = argon2.using(type="ID", memory_cost=19456, rounds=2, parallelism=1)
+# Load the argon2 backend now, once, in the importing thread. passlib loads it on first use,
+# and until then `_HASHER.verify` is a stub that loads it: a stub handed to a hashing thread
+# (run_in_executor takes the bound method when the task is queued) and run after another
+# thread loaded the backend raises AssertionError ("failed to replace lazy loader"). A login
+# storm on a fresh process answered its first queued logins with 500s that way.
+_HASHER.get_backend()
 
 
 def hashing_threads() -> int:
