@@ -18,6 +18,7 @@ from access_api.domain.throttle import Bucket
 from access_api.domain.users import User
 from access_api.repositories.audit import AuditRepository, insert_one
 from access_api.repositories.dialect import is_postgresql
+from access_api.repositories.fast import FastRead
 from access_api.repositories.orm import (
     passkeys,
     sessions,
@@ -207,7 +208,8 @@ def _login_facts_statement() -> sa.Select[Any]:
     )
 
 
-_LOGIN_FACTS = _login_facts_statement()
+# On asyncpg directly where the session allows (repositories/fast.py): every login runs it.
+_LOGIN_FACTS = FastRead(_login_facts_statement())
 
 
 def _bucket(row: Any, prefix: str) -> Bucket | None:
@@ -227,17 +229,15 @@ class LoginRepository:
     async def facts(
         self, *, email_key: str, domain: str, account_key: str, address_key: str
     ) -> LoginFacts:
-        row = (
-            await self.session.execute(
-                _LOGIN_FACTS,
-                {
-                    "email_key": email_key,
-                    "domain": domain,
-                    "account_key": account_key,
-                    "address_key": address_key,
-                },
-            )
-        ).one()
+        (row,) = await _LOGIN_FACTS.rows(
+            self.session,
+            {
+                "email_key": email_key,
+                "domain": domain,
+                "account_key": account_key,
+                "address_key": address_key,
+            },
+        )
         buckets = {
             key: bucket
             for key, bucket in (
