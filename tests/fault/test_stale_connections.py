@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from tests.fault.proxy import FaultProxy
 from tests.fault.test_database_outage import TIMEOUTS, _through
-from tests.live import live_client, live_msp
+from tests.live import PASSWORD, live_client, live_msp
 
 
 class TestStaleConnections:
@@ -39,5 +39,17 @@ class TestStaleConnections:
                 assert (await client.get(path, headers=headers)).json()["name"] == (
                     "Stale Msp Renamed"
                 )
+
+                # A login: its read and its one write skip SQLAlchemy's execution (FastRead,
+                # FastWrite), and still find a dead connection by its error.
+                await proxy.down()
+                await proxy.heal()
+                login = await client.post(
+                    "/v1/auth/login",
+                    json={"email": "admin@stale-msp.example.com", "password": PASSWORD},
+                )
+                assert login.status_code == 200, login.text
+                token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                assert (await client.get("/v1/me", headers=token)).status_code == 200
         finally:
             await proxy.close()

@@ -18,7 +18,7 @@ from access_api.domain.throttle import Bucket
 from access_api.domain.users import User
 from access_api.repositories.audit import AuditRepository, insert_one
 from access_api.repositories.dialect import is_postgresql
-from access_api.repositories.fast import FastRead
+from access_api.repositories.fast import FastRead, FastWrite
 from access_api.repositories.orm import (
     passkeys,
     sessions,
@@ -47,14 +47,16 @@ _STAMP_LOGIN = (
     .values(last_login_at=sa.bindparam("b_created_at", type_=users.c.last_login_at.type))
 )
 _INSERT_EVENT, _event_parameters = insert_one()
-_OPEN_SESSION = _INSERT_SESSION.add_cte(
-    sa.delete(throttle_buckets)
-    # = ANY(array), not an expanding IN: the statement's text stays the same whatever the
-    # number of keys, so it is never re-rendered per execution.
-    .where(throttle_buckets.c.key == sa.any_(sa.bindparam("forget", type_=ARRAY(sa.String))))
-    .cte("forgotten"),
-    _STAMP_LOGIN.cte("stamped"),
-    _INSERT_EVENT.cte("recorded"),
+_OPEN_SESSION = FastWrite(
+    _INSERT_SESSION.add_cte(
+        sa.delete(throttle_buckets)
+        # = ANY(array), not an expanding IN: the statement's text stays the same whatever the
+        # number of keys, so it is never re-rendered per execution.
+        .where(throttle_buckets.c.key == sa.any_(sa.bindparam("forget", type_=ARRAY(sa.String))))
+        .cte("forgotten"),
+        _STAMP_LOGIN.cte("stamped"),
+        _INSERT_EVENT.cte("recorded"),
+    )
 )
 """Built once (only parameters change per login): PostgreSQL runs every part of a WITH
 whether or not the main statement reads it."""
@@ -112,8 +114,8 @@ class SessionRepository:
             "b_user_agent": (user_agent or "")[:300] or None,
         }
         if is_postgresql(self.session):
-            await self.session.execute(
-                _OPEN_SESSION, {**values, **_event_parameters(event), "forget": list(forget)}
+            await _OPEN_SESSION.run(
+                self.session, {**values, **_event_parameters(event), "forget": list(forget)}
             )
             return
         if forget:

@@ -43,10 +43,15 @@ class _Compiled:
     results: tuple[Callable[[Any], Any] | None, ...]
 
 
+_Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete
+
+
 class FastRead:
     """One statement, and how to run it on asyncpg directly when the connection allows."""
 
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    returns_rows = True
+
+    def __init__(self, statement: _Statement) -> None:
         self.statement = statement
         self._compiled: _Compiled | None = None
 
@@ -54,15 +59,15 @@ class FastRead:
         compiled = self.statement.compile(dialect=dialect)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise TypeError("a FastRead statement cannot have expanding parameters")
+        if any(bind.callable is not None for bind in compiled.binds.values()):
+            raise TypeError("a FastRead statement cannot have values computed per execution")
         processors = compiled._bind_processors
         return _Compiled(
             sql=str(compiled),
             names=tuple(compiled.positiontup or ()),
-            fixed={
-                name: bind.value
-                for name, bind in compiled.binds.items()
-                if not bind.required and bind.value is not None
-            },
+            # As SQLAlchemy binds them: a value given when the statement was built, None
+            # included (`.values(ended_at=None)`), unless the execution gives one.
+            fixed={name: bind.value for name, bind in compiled.binds.items() if not bind.required},
             bind={name: processors.get(name) for name in compiled.binds},  # type: ignore[misc]
             keys=tuple(column[0] for column in compiled._result_columns),
             results=tuple(
@@ -81,7 +86,8 @@ class FastRead:
             return await self._on_pooled(engine, parameters)
         connection = await session.connection()
         if not _autocommit(connection.sync_connection):  # type: ignore[arg-type]
-            result: Sequence[Any] = (await session.execute(self.statement, parameters)).all()
+            executed = await session.execute(self.statement, parameters)
+            result: Sequence[Any] = executed.all() if self.returns_rows else []
             return result
         raw = await connection.get_raw_connection()
         handle = connection.sync_connection._handle_dbapi_exception  # type: ignore[union-attr]
@@ -132,6 +138,18 @@ class FastRead:
             }
             found.append(SimpleNamespace(**mapping, _mapping=mapping))
         return found
+
+
+class FastWrite(FastRead):
+    """A change that is one statement, atomic by itself (a data-modifying WITH on PostgreSQL),
+    run as FastRead runs a read: on asyncpg directly where the session is in autocommit and
+    has not begun (`Work.one_statement`'s, when nothing before it began the request's
+    transaction), through SQLAlchemy in the session's transaction otherwise."""
+
+    returns_rows = False
+
+    async def run(self, session: AsyncSession, parameters: Mapping[str, Any]) -> None:
+        await self.rows(session, parameters)
 
 
 def _autocommit(bind: Engine | Connection) -> bool:
