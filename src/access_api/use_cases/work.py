@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import NotRequired, TypedDict, TypeVar, Unpack
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from access_api.domain import access
 from access_api.domain.access import Caller, Scope, ScopeFacts
@@ -106,19 +106,7 @@ class Work:
         connection, SQLite's write lock) is held while it waits. In autocommit where reads
         have it (no BEGIN or COMMIT round trips). What follows runs in the request's
         transaction, on facts that may have changed meanwhile, as under READ COMMITTED."""
-        async with self.state.database.reads() as session:
-            found = await read(
-                Work(
-                    session,
-                    self.state,
-                    now=self.now,
-                    request_id=self.request_id,
-                    ip=self.ip,
-                    user_agent=self.user_agent,
-                )
-            )
-            await session.commit()
-        return found
+        return await self._alone(self.state.database.reads, read)
 
     async def one_statement(self, change: Callable[[Work], Awaitable[_T]]) -> _T:
         """A change that is atomic by itself (one statement on PostgreSQL): in the request's
@@ -129,8 +117,14 @@ class Work:
         a change that is the last of its request: nothing after it can undo it."""
         if self.session.in_transaction():
             return await change(self)
-        async with self.state.database.one_statement() as session:
-            done = await change(
+        return await self._alone(self.state.database.one_statement, change)
+
+    async def _alone(
+        self, sessions: async_sessionmaker[AsyncSession], run: Callable[[Work], Awaitable[_T]]
+    ) -> _T:
+        """Run on a session of its own, committed at once, with this request's context."""
+        async with sessions() as session:
+            done = await run(
                 Work(
                     session,
                     self.state,
