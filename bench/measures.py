@@ -154,16 +154,25 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
     }
 
 
-async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[str, Any]:
+async def permission_decision(
+    url: str, msp: Msp, rounds: int = 2000, dsn: str | None = None
+) -> dict[str, Any]:
     """The decision alone, in this process, as a request in a tenant's context makes it
     (auth.credentials.in_tenant): the API key's digest, the one statement that reads the key
     and the scope's facts together (repositories/scoped.py, on the fast path), and the pure
     domain judgement, for the client two levels below the root where the admin's grant lies.
-    In autocommit, as the service runs its reads (Database.reads): one round trip, no BEGIN."""
+    In autocommit, as the service runs its reads (Database.reads): one round trip, no BEGIN.
+
+    With dsn, beside each decision the same statement alone, prepared on a connection of its
+    own straight on asyncpg (no pool, no decoding, no judgement), taken in turn with the
+    decisions so both see the same machine: what the database and the transport alone cost,
+    the part of the decision no code of ours can take away."""
     engine = create_engine(settings_for(url)).execution_options(isolation_level="AUTOCOMMIT")
     keyring = Keyring(settings_for(url).secret)
     token = msp.api_key["Authorization"].removeprefix("Bearer ")
     timings: list[float] = []
+    alone: list[float] = []
+    statement = await _statement_alone(engine, dsn, keyring.digest(token), msp) if dsn else None
     try:
         async with AsyncSession(engine) as session:
             scoped = ScopedRepository(session)
@@ -185,16 +194,65 @@ async def permission_decision(url: str, msp: Msp, rounds: int = 2000) -> dict[st
                 if n >= 200:  # warm-up
                     timings.append((time.perf_counter() - started) * 1000)
                 await session.rollback()
+                if statement is not None:
+                    started = time.perf_counter()
+                    if len(await statement.fetch()) != 1:
+                        raise RuntimeError("the decision's statement alone found no key")
+                    if n >= 200:
+                        alone.append((time.perf_counter() - started) * 1000)
     finally:
+        if statement is not None:
+            await statement.close()
         await engine.dispose()
-    timings.sort()
-    return {
+    figures: dict[str, Any] = {
         "rounds": rounds,
         "depth": 2,
         "statement": "credential and scope together (repositories/scoped.py)",
+        **_percentiles(timings),
+    }
+    if alone:
+        figures["statement_alone"] = _percentiles(alone)
+    return figures
+
+
+def _percentiles(timings: list[float]) -> dict[str, float]:
+    timings = sorted(timings)
+    return {
         "p50_ms": round(statistics.median(timings), 3),
         "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 3),
     }
+
+
+@dataclass
+class _Alone:
+    """A statement prepared with its arguments on a connection of its own."""
+
+    connection: asyncpg.Connection
+    prepared: Any
+    arguments: list[Any]
+
+    async def fetch(self) -> list[Any]:
+        return list(await self.prepared.fetch(*self.arguments))
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+async def _statement_alone(engine: Any, dsn: str, digest: str, msp: Msp) -> _Alone:
+    """The decision's statement as the service sends it (its SQL and its processed arguments,
+    from repositories/fast.py), prepared once on a plain asyncpg connection."""
+    from access_api.repositories.scoped import _BY_API_KEY  # noqa: PLC0415
+
+    compiled = _BY_API_KEY._compile(engine.sync_engine.dialect)
+    values = {**compiled.fixed, "digest": digest, "tenant_id": msp.client_id}
+    values["now"] = datetime.now(UTC)
+    arguments = []
+    for name in compiled.names:
+        process = compiled.bind[name]
+        value = values[name]
+        arguments.append(process(value) if process is not None and value is not None else value)
+    connection = await asyncpg.connect(dsn, timeout=5, server_settings={"jit": "off"})
+    return _Alone(connection, await connection.prepare(compiled.sql), arguments)
 
 
 async def round_trip(dsn: str, rounds: int = 3000) -> dict[str, Any]:
@@ -468,11 +526,14 @@ def hash_ceiling(seconds: float = DURATION, threads: int = 2) -> dict[str, Any]:
 
 
 async def floor(server: Server, url: str, msp: Msp, rounds: int = 2000) -> dict[str, Any]:
-    """What GET /v1/me cannot cost less than in this stack, to set beside the ceiling: /healthz
-    through the same app (uvicorn, FastAPI and our middleware, no database, no credential), and
-    the /v1/me statement alone, in this process, in CPU per execution: through
-    AsyncSession.execute and straight on asyncpg (repositories/fast.py, what the service uses)."""
+    """What GET /v1/me and a read on a client cannot cost less than in this stack, to set beside
+    the ceiling: /healthz through the same app (uvicorn, FastAPI and our middleware, no
+    database, no credential), and each one's statement alone, in this process, in CPU per
+    execution: /v1/me's through AsyncSession.execute and straight on asyncpg
+    (repositories/fast.py, what the service uses), the read on a client's (the credential and
+    the scope's facts, repositories/scoped.py) straight on asyncpg."""
     from access_api.repositories.me import _BY_API_KEY  # noqa: PLC0415
+    from access_api.repositories.scoped import _BY_API_KEY as _SCOPE_BY_API_KEY  # noqa: PLC0415
     from access_api.services.keyring import Keyring  # noqa: PLC0415
 
     healthz = await throughput(server, "/healthz", {})
@@ -490,14 +551,23 @@ async def floor(server: Server, url: str, msp: Msp, rounds: int = 2000) -> dict[
             async def through_asyncpg() -> None:
                 await _BY_API_KEY.rows(session, parameters)
 
-            for label, run in (("sqlalchemy", through_sqlalchemy), ("asyncpg", through_asyncpg)):
+            in_client = {**parameters, "tenant_id": msp.client_id}
+
+            async def scope_on_asyncpg() -> None:
+                await _SCOPE_BY_API_KEY.rows(session, in_client)
+
+            for label, run in (
+                ("me_statement_cpu_ms_sqlalchemy", through_sqlalchemy),
+                ("me_statement_cpu_ms_asyncpg", through_asyncpg),
+                ("scope_statement_cpu_ms_asyncpg", scope_on_asyncpg),
+            ):
                 for _ in range(200):  # warm-up: compiled, prepared, cached
                     await run()
                 started = time.process_time()
                 for _ in range(rounds):
                     await run()
                 per = (time.process_time() - started) * 1000 / rounds
-                figures[f"me_statement_cpu_ms_{label}"] = round(per, 3)
+                figures[label] = round(per, 3)
     finally:
         await engine.dispose()
     return figures
