@@ -6,10 +6,12 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Coroutine, Generator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
@@ -219,6 +221,27 @@ def stale_connection(error: BaseException) -> bool:
     )
 
 
+class _ConnectWhenAwaited:
+    """`asyncpg.connect(...)` that makes its coroutine only when awaited.
+
+    SQLAlchemy's asyncpg adapter makes the connect coroutine, then awaits it through its
+    greenlet. Asked for a connection outside a greenlet (a hot-path read taking an idle pooled
+    connection straight from the event loop finds it must reconnect the one it got), it raises
+    MissingGreenlet and closes what it was given: with a coroutine made in advance, the
+    coroutine inside would be dropped unawaited (a RuntimeWarning); with this, nothing was
+    started."""
+
+    __slots__ = ("_args", "_kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args = args
+        self._kwargs = kwargs
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        connecting: Coroutine[Any, Any, Any] = asyncpg.connect(*self._args, **self._kwargs)
+        return connecting.__await__()
+
+
 def _unique_statement_name() -> str:
     return f"__access_api_{uuid.uuid4().hex}__"
 
@@ -236,6 +259,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Client-side bound too: a stalled server (not just a slow query) must not hang us.
         "command_timeout": settings.db_statement_timeout_seconds + 1,
         "server_settings": server_settings,
+        # asyncpg.connect, started only once awaited (repositories/fast.py, _checkout_idle).
+        "async_creator_fn": _ConnectWhenAwaited,
     }
     if settings.db_pooler == "transaction":
         # PgBouncer in transaction mode hands each transaction to any server connection: a
