@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from access_api.db import close, finish
 from access_api.domain import access
 from access_api.domain.access import Caller, Scope, ScopeFacts
 from access_api.domain.audit import Action, Actor, AuditEvent, Changes
@@ -122,8 +123,12 @@ class Work:
     async def _alone(
         self, sessions: async_sessionmaker[AsyncSession], run: Callable[[Work], Awaitable[_T]]
     ) -> _T:
-        """Run on a session of its own, committed at once, with this request's context."""
-        async with sessions() as session:
+        """Run on a session of its own, committed at once, with this request's context. As
+        a request's own session: committed and closed only if something began it (a fast read
+        or write on a connection of its own does not), since a commit or a close costs a
+        greenlet hop (or a task) even with nothing to end."""
+        session = sessions()
+        try:
             done = await run(
                 Work(
                     session,
@@ -134,7 +139,9 @@ class Work:
                     user_agent=self.user_agent,
                 )
             )
-            await session.commit()
+            await finish(session)
+        finally:
+            await close(session)
         return done
 
     # --- what the app holds -------------------------------------------------------------
