@@ -300,6 +300,17 @@ DRY_RUN_DESCRIPTION = (
 )
 
 
+# GETs that change more than one thing: run in a transaction, as other methods do, not in
+# the autocommit of read-only requests (SSO's start and callback: the login kept for the
+# callback; the person made just in time and the one-time code).
+WRITING_GETS = frozenset(
+    {
+        ("GET", "/v1/auth/sso/start"),
+        ("GET", "/v1/auth/sso/callback"),
+    }
+)
+
+
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})  # what pydantic reads as true
 
 
@@ -320,6 +331,9 @@ class TransactionalRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         methods = {m.upper() for m in kwargs.get("methods") or ()}
         self.dry_runnable = any((method, path) in DRY_RUNNABLE for method in methods)
+        self.reads_only = methods <= SAFE_METHODS and not any(
+            (method, path) in WRITING_GETS for method in methods
+        )
         if self.dry_runnable:
             kwargs["dependencies"] = [*(kwargs.get("dependencies") or []), Depends(_dry_run_option)]
         super().__init__(path, endpoint, **kwargs)
@@ -387,7 +401,7 @@ class TransactionalRoute(APIRoute):
                 idempotency = _Idempotency(request, key, await request.body(), state)
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 try:
-                    return await _once(request, handler, state, idempotency)
+                    return await _once(request, handler, state, idempotency, self.reads_only)
                 except DBAPIError as error:
                     if attempt == MAX_ATTEMPTS or not _retryable(error):
                         raise
@@ -398,10 +412,13 @@ class TransactionalRoute(APIRoute):
 
 
 async def _once(
-    request: Request, handler: Handler, state: AppState, idempotency: _Idempotency | None
+    request: Request,
+    handler: Handler,
+    state: AppState,
+    idempotency: _Idempotency | None,
+    reads: bool,
 ) -> Response:
     try:
-        reads = request.method in SAFE_METHODS
         session = (state.database.reads if reads else state.database.session)()
         try:
             request.state.session = session

@@ -134,7 +134,8 @@ def _complete(work: Work, **params: str) -> str:
 async def start(work: Work, email: str | None, domain_prefix: str | None) -> str:
     """Where to send the browser: the IdP's authorization endpoint, with code + PKCE, a state
     and a nonce that are kept here (10 minutes) for the callback, whichever process gets it."""
-    connection = await _connection_for(work, email, domain_prefix)
+    # Found on a session of its own: nothing is held while the IdP's discovery is fetched.
+    connection = await work.read_apart(lambda w: _connection_for(w, email, domain_prefix))
     try:
         request = await oidc.CLIENT.authorization_request(
             connection.issuer, connection.client_id, redirect_uri(work)
@@ -174,16 +175,17 @@ async def _connection_for(work: Work, email: str | None, domain_prefix: str | No
 
 async def callback(work: Work, code: str | None, state: str | None, error: str | None) -> str:
     """The IdP's answer. Every check of the ID token and of the person passes, or the browser
-    goes to /sso/complete?error=<code> with nothing issued. The state is used up either way."""
+    goes to /sso/complete?error=<code> with nothing issued. The state is used up either way,
+    first and at once, so nothing (a pooled connection, SQLite's write lock) is held while the
+    IdP is asked; the person (made just in time) and the one-time code are then written in
+    the request's transaction: both or neither."""
     connection: Connection | None = None
     try:
-        pending = await work.sso.take_login(work.keyring.digest(state or ""))
+        pending, found, tenant = await work.apart(lambda w: _take_login(w, state or ""))
         login = sso.ensure_pending(pending[0] if pending else None, work.now)
-        found = await work.sso.get(login.connection_id)
         if found is None or pending is None:
             raise CallbackRefused(Refusal.INVALID_STATE, "the connection is gone")
         connection, sealed_secret = found
-        tenant = await work.tenants.get(connection.tenant_id)
         if tenant is None:
             raise CallbackRefused(Refusal.INVALID_STATE, "the connection's account is gone")
         if error or not code:
@@ -212,6 +214,19 @@ async def callback(work: Work, code: str | None, state: str | None, error: str |
         work.now + sso.CODE_LIFETIME,
     )
     return _complete(work, code=one_time)
+
+
+async def _take_login(
+    work: Work, state: str
+) -> tuple[tuple[PendingLogin, str] | None, tuple[Connection, str] | None, Tenant | None]:
+    """The login in flight (removed as it is read), its connection and that one's account;
+    judged by the caller, after this is committed."""
+    pending = await work.sso.take_login(work.keyring.digest(state))
+    if pending is None:
+        return None, None, None
+    found = await work.sso.get(pending[0].connection_id)
+    tenant = await work.tenants.get(found[0].tenant_id) if found else None
+    return pending, found, tenant
 
 
 async def _redeem(

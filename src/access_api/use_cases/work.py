@@ -109,6 +109,14 @@ class Work:
         transaction, on facts that may have changed meanwhile, as under READ COMMITTED."""
         return await self._alone(self.state.database.reads, read)
 
+    async def apart(self, change: Callable[[Work], Awaitable[_T]]) -> _T:
+        """Changes kept whatever the request does next (a one-time state used up before the
+        long wait that follows it), with the reads that go with them, on a session of their
+        own committed at once: nothing is held during the wait. Each change must be atomic
+        by itself (one statement): in autocommit where reads have it. `change` must not raise
+        after it changed something: its session then rolls back where it is transactional."""
+        return await self._alone(self.state.database.one_statement, change)
+
     async def one_statement(self, change: Callable[[Work], Awaitable[_T]]) -> _T:
         """A change that is atomic by itself (one statement on PostgreSQL): in the request's
         transaction if that has begun, so it commits or rolls back with what came before it;
