@@ -13,7 +13,9 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from access_api.bootstrap import bootstrap
 from access_api.main import create_app
@@ -76,3 +78,38 @@ async def until(condition: Any, within: float, what: str) -> None:
     while not await condition():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def inserts_refused(engine: AsyncEngine, table: str) -> AsyncIterator[None]:
+    """Every INSERT into `table` fails (a trigger raises) until the block ends: a write that
+    fails half-way through a request, on a real database, for whatever other process uses it."""
+    if engine.dialect.name == "postgresql":
+        made = [
+            f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN RAISE EXCEPTION 'inserts into {table} refused by the test'; END $$",
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}"
+            f" FOR EACH ROW EXECUTE FUNCTION refuse_{table}()",
+        ]
+        dropped = [f"DROP TRIGGER refuse_{table} ON {table}", f"DROP FUNCTION refuse_{table}()"]
+    else:
+        made = [
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}"
+            f" BEGIN SELECT RAISE(ABORT, 'inserts into {table} refused by the test'); END"
+        ]
+        dropped = [f"DROP TRIGGER refuse_{table}"]
+    async with engine.begin() as connection:
+        for statement in made:
+            await connection.exec_driver_sql(statement)
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            for statement in dropped:
+                await connection.exec_driver_sql(statement)
+
+
+async def count_rows(engine: AsyncEngine, table: sa.Table, *where: Any) -> int:
+    async with engine.connect() as connection:
+        found = await connection.scalar(sa.select(sa.func.count()).select_from(table).where(*where))
+        return int(found or 0)

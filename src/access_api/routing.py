@@ -302,11 +302,14 @@ DRY_RUN_DESCRIPTION = (
 
 # GETs that change more than one thing: run in a transaction, as other methods do, not in
 # the autocommit of read-only requests (SSO's start and callback: the login kept for the
-# callback; the person made just in time and the one-time code).
+# callback; the person made just in time and the one-time code; an export's audit event and
+# its webhook deliveries). A credential's last-use stamp, the only write of other GETs, is one
+# statement.
 WRITING_GETS = frozenset(
     {
         ("GET", "/v1/auth/sso/start"),
         ("GET", "/v1/auth/sso/callback"),
+        ("GET", "/v1/tenants/{tenant_id}/users/export"),
     }
 )
 

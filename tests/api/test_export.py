@@ -6,20 +6,24 @@ import asyncio
 import csv
 import gc
 import io
+import secrets
 import tracemalloc
 from collections.abc import MutableMapping
 from datetime import timedelta
 from typing import Any
 
+import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
 from access_api.db import create_engine
-from access_api.repositories.orm import audit_events, users
+from access_api.repositories.orm import audit_events, outbox, users
 from access_api.services.clock import SystemClock
 from tests.api.conftest import Msp, World, assert_problem
 from tests.conftest import settings_for
-from tests.live import live_client, live_msp
+from tests.live import count_rows, inserts_refused, live_client, live_msp, state_of
+from tests.oidc.servers import serving
 from tests.users_bulk import add_users
 
 
@@ -281,3 +285,38 @@ class TestLongExport:
                 async for chunk in response.aiter_bytes():
                     lines += chunk.count(b"\n")
             assert lines == 30_002  # header, the admin, the users
+
+
+class TestExportRecord:
+    """An export is a GET that writes (its audit event and the event's webhook deliveries):
+    both are kept or neither, on a database with real commits (read-only GETs run in
+    autocommit on PostgreSQL; this one must not)."""
+
+    @pytest.mark.parametrize("live_database", ["postgresql", "sqlite"], indirect=True)
+    async def test_the_event_and_its_webhook_delivery_are_kept_together(
+        self, live_database: str
+    ) -> None:
+        exported = audit_events.c.action == "users.exported"
+        async with live_client(live_database, allow_http_webhooks=True) as client:
+            msp_id, headers = await live_msp(client, f"exp-{secrets.token_hex(3)}")
+            hook = await client.post(
+                f"/v1/tenants/{msp_id}/webhooks",
+                json={"url": "http://127.0.0.1:9/hook", "event_types": ["users.exported"]},
+                headers=headers,
+            )
+            assert hook.status_code == 201, hook.text
+            engine = state_of(client).database.engine
+            with serving(live_database, allow_http_webhooks="true") as url:
+                async with httpx.AsyncClient(base_url=url) as api:
+                    path = f"/v1/tenants/{msp_id}/users/export"
+                    async with inserts_refused(engine, "outbox"):
+                        failed = await api.get(path, headers=headers)
+                    assert failed.status_code == 500, failed.text
+                    assert await count_rows(engine, audit_events, exported) == 0
+                    assert await count_rows(engine, outbox) == 0
+
+                    done = await api.get(path, headers=headers)
+                    assert done.status_code == 200, done.text
+                    assert "admin@" in done.text
+                    assert await count_rows(engine, audit_events, exported) == 1
+                    assert await count_rows(engine, outbox) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -19,7 +19,7 @@ from access_api.services.clock import FrozenClock
 from tests.api.conftest import Msp, World, assert_problem
 from tests.api.test_totp import code as totp
 from tests.api.test_totp import enable
-from tests.live import live_client, live_msp, state_of
+from tests.live import count_rows, inserts_refused, live_client, live_msp, state_of
 from tests.oidc import provider as idp
 from tests.oidc.servers import serving
 
@@ -467,19 +467,6 @@ class TestAtomicCallback:
     are kept together or not at all, on a database with real commits (read-only GETs run in
     autocommit on PostgreSQL; this one must not)."""
 
-    REFUSE: ClassVar[dict[str, list[str]]] = {
-        "postgresql": [
-            "CREATE FUNCTION refuse_codes() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'codes refused for the test'; END $$",
-            "CREATE TRIGGER refuse_codes BEFORE INSERT ON sso_codes"
-            " FOR EACH ROW EXECUTE FUNCTION refuse_codes()",
-        ],
-        "sqlite": [
-            "CREATE TRIGGER refuse_codes BEFORE INSERT ON sso_codes"
-            " BEGIN SELECT RAISE(ABORT, 'codes refused for the test'); END",
-        ],
-    }
-
     @pytest.mark.parametrize("live_database", ["postgresql", "sqlite"], indirect=True)
     async def test_a_failed_code_leaves_no_person_made_just_in_time(
         self, live_database: str, provider: idp.Provider
@@ -496,40 +483,24 @@ class TestAtomicCallback:
             )
             assert saved.status_code == 200, saved.text
             engine = state_of(client).database.engine
-            kind = engine.dialect.name
-
-            async def count(table: sa.Table, *where: Any) -> int:
-                async with engine.connect() as connection:
-                    found = await connection.scalar(
-                        sa.select(sa.func.count()).select_from(table).where(*where)
-                    )
-                    return int(found or 0)
-
-            async with engine.begin() as connection:
-                for statement in self.REFUSE[kind]:
-                    await connection.exec_driver_sql(statement)
             with serving(live_database, base_url=idp.BASE_URL) as url:
                 async with httpx.AsyncClient(base_url=url) as browser:
                     back = await through_provider(browser, email)
-                    events = await count(audit_events)
-                    failed = await browser.get("/v1/auth/sso/callback?" + urlsplit(back).query)
+                    events = await count_rows(engine, audit_events)
+                    async with inserts_refused(engine, "sso_codes"):
+                        failed = await browser.get("/v1/auth/sso/callback?" + urlsplit(back).query)
                     assert failed.status_code == 500, failed.text
                     assert failed.json()["code"] == "internal_error"
-                    assert await count(users, users.c.email == email) == 0
-                    assert await count(audit_events) == events
+                    assert await count_rows(engine, users, users.c.email == email) == 0
+                    assert await count_rows(engine, audit_events) == events
                     # The state was used up all the same: the same answer again is refused.
                     again = await callback(browser, back)
                     assert again == {"error": "invalid_state"}
 
-                    drop = "DROP TRIGGER refuse_codes" + (
-                        " ON sso_codes" if kind == "postgresql" else ""
-                    )
-                    async with engine.begin() as connection:
-                        await connection.exec_driver_sql(drop)
                     done = await sso_login(browser, email)
                     assert set(done) == {"code"}
-                    assert await count(users, users.c.email == email) == 1
-                    assert await count(sso_codes) == 1
+                    assert await count_rows(engine, users, users.c.email == email) == 1
+                    assert await count_rows(engine, sso_codes) == 1
 
 
 class TestDeletedAccount:
