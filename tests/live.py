@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -113,3 +114,24 @@ async def count_rows(engine: AsyncEngine, table: sa.Table, *where: Any) -> int:
     async with engine.connect() as connection:
         found = await connection.scalar(sa.select(sa.func.count()).select_from(table).where(*where))
         return int(found or 0)
+
+
+@asynccontextmanager
+async def write_lock_held(url: str) -> AsyncIterator[None]:
+    """Another connection to a SQLite database (another process, as far as SQLite can tell)
+    holding its write lock until the block ends. Taken without blocking the event loop: the
+    app under test may be writing (its startup ANALYZE) and must be able to finish."""
+    connection = sqlite3.connect(url.split("///", 1)[1], isolation_level=None, timeout=0)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError:
+                assert time.monotonic() < deadline, "the write lock stayed taken"
+                await asyncio.sleep(0.05)
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()

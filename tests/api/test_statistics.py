@@ -8,8 +8,9 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from access_api.db import Database, _statistics_generation
 from access_api.services.clock import SystemClock
-from tests.live import live_client, live_msp, state_of
+from tests.live import live_client, live_msp, state_of, write_lock_held
 from tests.users_bulk import add_users
 
 # What list_visible asks at the root for ?sort=last_name&two_factor=disabled, reduced to the
@@ -23,20 +24,23 @@ _PAGE = sa.text(
 _ANALYZED = sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
 
 
+async def analyzed_at_startup(database: Database) -> None:
+    """At startup the server analyzes the (then empty) database. (Each look in a transaction
+    of its own: one held open would keep the server from writing.)"""
+    for _ in range(50):
+        async with database.snapshot() as session:
+            if (await session.execute(_ANALYZED)).scalar_one():
+                return
+        await asyncio.sleep(0.1)
+    pytest.fail("the server did not analyze the SQLite database at startup")
+
+
 @pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
 async def test_statistics_are_kept_so_a_page_walks_its_sort_index(live_database: str) -> None:
     async with live_client(live_database) as client:
         database = state_of(client).database
         root, headers = await live_msp(client, "stats")
-        # At startup the server has analyzed the (then empty) database. (Each look in a
-        # transaction of its own: one held open would keep the server from writing.)
-        for _ in range(50):
-            async with database.snapshot() as session:
-                if (await session.execute(_ANALYZED)).scalar_one():
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the server did not analyze the SQLite database at startup")
+        await analyzed_at_startup(database)
         async with database.engine.execution_options(
             sqlite_begin="IMMEDIATE"
         ).begin() as connection:
@@ -57,3 +61,30 @@ async def test_statistics_are_kept_so_a_page_walks_its_sort_index(live_database:
         names = [user["last_name"] for user in page.json()["items"]]
         assert len(names) == 50
         assert names == sorted(names)
+
+
+@pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+async def test_a_connection_reloads_them_without_waiting_for_a_writer(live_database: str) -> None:
+    """The reload takes the write lock for a moment: a read-only request's connection does
+    not wait for another writer to get it, but reloads at a later checkout."""
+    async with live_client(live_database) as client:
+        database = state_of(client).database
+        engine = database.engine
+        await analyzed_at_startup(database)
+        async with engine.connect() as connection:  # an idle connection in the pool
+            await connection.execute(sa.text("SELECT 1"))
+        await database.refresh_statistics()
+        wanted = _statistics_generation[engine.sync_engine]
+        async with write_lock_held(live_database):
+
+            async def read() -> tuple[int, object]:
+                async with engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    count = await connection.scalar(sa.text("SELECT count(*) FROM tenants"))
+                    return int(count or 0), raw.info["statistics"]
+
+            tenants, seen = await asyncio.wait_for(read(), 5)
+        assert tenants == 0
+        assert seen != wanted
+        _, seen = await asyncio.wait_for(read(), 5)
+        assert seen == wanted

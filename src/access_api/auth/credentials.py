@@ -52,7 +52,7 @@ async def session_of(work: Work, login: Session, user: User) -> Authenticated:
     if not auth.is_active(login, timeout, lifetime, work.now):
         raise e.Unauthenticated("this session has ended; log in again")
     if auth.should_touch(login, timeout, work.now):
-        await work.sessions.touch(login.id, work.now)
+        await work.stamp(lambda w: w.sessions.touch(login.id, work.now))
         login = replace(login, last_seen_at=work.now)
     return Authenticated(
         caller=Caller(
@@ -78,7 +78,7 @@ async def api_key_of(work: Work, key: ApiKey | None, email: str, *, member: bool
     most once a minute."""
     key = api_keys.check_usable(key, member=member, now=work.now)
     if api_keys.should_touch(key, work.now):
-        await work.api_keys.touch(key.id, work.now)
+        await work.stamp(lambda w: w.api_keys.touch(key.id, work.now))
     return Authenticated(
         caller=Caller(
             user_id=key.user_id,

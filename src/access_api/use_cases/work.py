@@ -15,7 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from access_api.db import close, finish
+from access_api.db import DEFERRED, close, finish
 from access_api.domain import access
 from access_api.domain.access import Caller, Scope, ScopeFacts
 from access_api.domain.audit import Action, Actor, AuditEvent, Changes
@@ -116,6 +116,17 @@ class Work:
         by itself (one statement): in autocommit where reads have it. `change` must not raise
         after it changed something: its session then rolls back where it is transactional."""
         return await self._alone(self.state.database.one_statement, change)
+
+    async def stamp(self, change: Callable[[Work], Awaitable[_T]]) -> _T:
+        """A write a read-only request may make (a credential's last use, at most once a
+        minute; one statement): in the request's session, unless that one's transactions are
+        deferred reads (SQLite's read-only requests). There the read is ended first (its
+        connection goes back to the pool) and the change made apart, committed at once; the
+        request's next statement begins a new read."""
+        if self.session.info.get(DEFERRED):
+            await finish(self.session)
+            return await self.apart(change)
+        return await change(self)
 
     async def one_statement(self, change: Callable[[Work], Awaitable[_T]]) -> _T:
         """A change that is atomic by itself (one statement on PostgreSQL): in the request's
