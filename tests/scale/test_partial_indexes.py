@@ -81,13 +81,13 @@ async def test_looking_for_pending_invitations_uses_their_index(
 ) -> None:
     tenant_id = await _tenant_with_invitations(connection, 2000)
     dialect = connection.dialect
-    statement = open_for_statement(
+    statement, given = open_for_statement(
         tenant_id,
         [f"invitee-{n}@x.com" for n in range(0, 500, 5)],
         postgres=dialect.name == "postgresql",
     )
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.construct_params()
+    values = compiled.construct_params(given)
     # As stored: SQLite keeps a UUID as its 32 hex digits.
     parameters = tuple(
         values[name].hex
@@ -112,7 +112,7 @@ async def test_looking_for_pending_invitations_uses_their_index(
     if dialect.name == "postgresql":
         assert "Seq Scan" not in plan, plan
     # And the statement finds what it should: the pending ones among those asked for.
-    found = (await connection.execute(statement)).all()
+    found = (await connection.execute(statement, given)).all()
     assert sorted(row.email_key for row in found) == sorted(
         f"invitee-{n}@x.com" for n in range(0, 500, 50)
     )
