@@ -5,8 +5,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from access_api.db import Database
 from access_api.domain import tenants
 from access_api.domain.audit import SYSTEM, Action, created
@@ -16,6 +14,7 @@ from access_api.domain.permissions import ADMIN_ROLE
 from access_api.domain.users import SESSION_TIMEOUT_DEFAULT, TwoFactor, User, check_password
 from access_api.ids import new_id
 from access_api.pagination import Cursors
+from access_api.services import emails as email_syntax
 from access_api.services.clock import SystemClock
 from access_api.services.keyring import Keyring
 from access_api.services.mailer import Dispatcher
@@ -38,8 +37,8 @@ class Bootstrapped:
 
 def normalize_email(email: str, field: str = "email") -> str:
     try:
-        return validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return email_syntax.normalized(email)
+    except email_syntax.EmailNotValidError as exc:
         raise ValidationFailed([FieldError(field, "invalid_email", str(exc))]) from exc
 
 

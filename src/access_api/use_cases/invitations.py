@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from email_validator import EmailNotValidError, validate_email
-
 from access_api.domain import access, invitations, throttle
 from access_api.domain import errors as e
 from access_api.domain.access import Scope
@@ -29,6 +27,7 @@ from access_api.domain.users import User, email_key
 from access_api.ids import new_id
 from access_api.pagination import After, Page
 from access_api.repositories.outbox import QueuedMail
+from access_api.services import emails as email_syntax
 from access_api.services.keyring import new_token
 from access_api.use_cases import members
 from access_api.use_cases import policies as policy_cases
@@ -87,8 +86,8 @@ def normalized_emails(emails: Sequence[str]) -> list[str]:
     normalized: list[str] = []
     for index, email in enumerate(emails):
         try:
-            normalized.append(validate_email(email, check_deliverability=False).normalized)
-        except EmailNotValidError as error:
+            normalized.append(email_syntax.normalized(email))
+        except email_syntax.EmailNotValidError as error:
             problems.append(e.FieldError(f"emails.{index}", "invalid_email", str(error)))
     if problems:
         raise e.ValidationFailed(problems)
