@@ -30,9 +30,17 @@ class Keyring:
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
         self._token_key = self._derive("token-digest")
+        # Derived once per purpose (a handful of fixed names), not on every seal or signature.
+        self._ciphers: dict[str, AESGCM] = {}
 
     def _derive(self, purpose: str) -> bytes:
         return hmac.new(self._secret, f"access-api/{purpose}".encode(), hashlib.sha256).digest()
+
+    def _cipher(self, purpose: str) -> AESGCM:
+        cipher = self._ciphers.get(purpose)
+        if cipher is None:
+            cipher = self._ciphers[purpose] = AESGCM(self._derive(f"seal/{purpose}"))
+        return cipher
 
     def digest(self, token: str) -> str:
         """A keyed hash to store and look up bearer secrets by: one indexed query, and a
@@ -48,13 +56,13 @@ class Keyring:
     def seal(self, plaintext: bytes, purpose: str) -> bytes:
         """Encrypt and authenticate (AES-256-GCM) a secret that must be kept and read back."""
         nonce = os.urandom(_NONCE_BYTES)
-        cipher = AESGCM(self._derive(f"seal/{purpose}"))
-        return nonce + cipher.encrypt(nonce, plaintext, purpose.encode())
+        return nonce + self._cipher(purpose).encrypt(nonce, plaintext, purpose.encode())
 
     def unseal(self, sealed: bytes, purpose: str) -> bytes:
-        cipher = AESGCM(self._derive(f"seal/{purpose}"))
         try:
-            return cipher.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], purpose.encode())
+            return self._cipher(purpose).decrypt(
+                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], purpose.encode()
+            )
         except InvalidTag as exc:
             raise SealBroken(purpose) from exc
 
