@@ -123,8 +123,21 @@ def split_sort(sort: str) -> tuple[str, bool]:
 def etag_of(model: BaseModel) -> str:
     """A strong ETag: the hash of the representation, so it changes whenever what a client
     sees changes, whatever caused it."""
-    digest = hashlib.sha256(model.model_dump_json().encode()).hexdigest()[:32]
-    return f'"{digest}"'
+    return _etag(model.model_dump_json().encode())
+
+
+def _etag(representation: bytes) -> str:
+    return f'"{hashlib.sha256(representation).hexdigest()[:32]}"'
+
+
+def tagged(model: BaseModel) -> Response:
+    """The model as the JSON answer, with its ETag: serialized once for both (FastAPI would
+    serialize the returned model again). The bytes are those FastAPI sends for it (pydantic's
+    JSON, no aliases here); the route declares the model as its response_model."""
+    representation = model.model_dump_json().encode()
+    return Response(
+        representation, media_type="application/json", headers={"ETag": _etag(representation)}
+    )
 
 
 def check_if_match(request: Request, current: BaseModel) -> None:
@@ -135,10 +148,6 @@ def check_if_match(request: Request, current: BaseModel) -> None:
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     if "*" not in tags and etag_of(current) not in tags:
         raise PreconditionFailed()
-
-
-def with_etag(response: Response, model: BaseModel) -> None:
-    response.headers["ETag"] = etag_of(model)
 
 
 def same_named(model: type[BaseModel], source: object) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from access_api.routers.common import (
     check_if_match,
     page_of,
     split_sort,
-    with_etag,
+    tagged,
 )
 from access_api.use_cases import invitations as invitation_cases
 from access_api.use_cases.invitations import Acceptance, Outcome, Preview, Wanted
@@ -278,13 +278,14 @@ async def invite(body: InviteRequest, scope: WriteInvitations, work: Work) -> In
     return InviteResult.of(outcomes, work.now)
 
 
-@router.get("/{tenant_id}/invitations/{invitation_id}", summary="Get an invitation")
-async def get_invitation(
-    invitation_id: UUID, scope: ReadInvitations, work: Work, response: Response
-) -> InvitationOut:
-    out = InvitationOut.of(await invitation_cases.get(work, scope, invitation_id), work.now)
-    with_etag(response, out)
-    return out
+@router.get(
+    "/{tenant_id}/invitations/{invitation_id}",
+    summary="Get an invitation",
+    response_model=InvitationOut,
+)
+async def get_invitation(invitation_id: UUID, scope: ReadInvitations, work: Work) -> Response:
+    found = await invitation_cases.get(work, scope, invitation_id)
+    return tagged(InvitationOut.of(found, work.now))
 
 
 @router.patch(
@@ -293,15 +294,15 @@ async def get_invitation(
     responses=problem_responses(
         e.InvitationNotPending, e.EmailImmutable, e.PrivilegeEscalation, e.PreconditionFailed
     ),
+    response_model=InvitationOut,
 )
 async def edit_invitation(
     invitation_id: UUID,
     body: InvitationPatch,
     scope: WriteInvitations,
     request: Request,
-    response: Response,
     work: Work,
-) -> InvitationOut:
+) -> Response:
     updated = await invitation_cases.edit(
         work,
         scope,
@@ -310,9 +311,7 @@ async def edit_invitation(
         email=body.email,
         expect=lambda current: check_if_match(request, InvitationOut.of(current, work.now)),
     )
-    out = InvitationOut.of(updated, work.now)
-    with_etag(response, out)
-    return out
+    return tagged(InvitationOut.of(updated, work.now))
 
 
 @router.post(

@@ -15,7 +15,7 @@ from access_api.domain.access import Scope
 from access_api.domain.permissions import Permission
 from access_api.domain.policies import Effective, SecurityPolicy, Sourced
 from access_api.errors import problem_responses
-from access_api.routers.common import SCOPED_PROBLEMS, Body, api_router, with_etag
+from access_api.routers.common import SCOPED_PROBLEMS, Body, api_router, tagged
 from access_api.use_cases import policies
 
 router = api_router(prefix="/v1/tenants", tags=["security policy"], responses=SCOPED_PROBLEMS)
@@ -110,11 +110,13 @@ class EffectiveOut(BaseModel):
         )
 
 
-@router.get("/{tenant_id}/security-policy", summary="What this account's security policy sets")
-async def get_policy(scope: ReadTenant, work: Work, response: Response) -> PolicyOut:
-    body = PolicyOut.of(await policies.get(work, scope))
-    with_etag(response, body)
-    return body
+@router.get(
+    "/{tenant_id}/security-policy",
+    summary="What this account's security policy sets",
+    response_model=PolicyOut,
+)
+async def get_policy(scope: ReadTenant, work: Work) -> Response:
+    return tagged(PolicyOut.of(await policies.get(work, scope)))
 
 
 @router.put(

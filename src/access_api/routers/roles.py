@@ -24,7 +24,7 @@ from access_api.routers.common import (
     api_router,
     check_if_match,
     page_of,
-    with_etag,
+    tagged,
 )
 from access_api.use_cases import roles
 
@@ -102,17 +102,16 @@ async def create_role(
     return RoleOut.of(role)
 
 
-@router.get("/{tenant_id}/roles/{role_key}", summary="One role")
-async def get_role(role_key: str, scope: ReadRoles, work: Work, response: Response) -> RoleOut:
-    out = RoleOut.of(await roles.get(work, scope, role_key))
-    with_etag(response, out)
-    return out
+@router.get("/{tenant_id}/roles/{role_key}", summary="One role", response_model=RoleOut)
+async def get_role(role_key: str, scope: ReadRoles, work: Work) -> Response:
+    return tagged(RoleOut.of(await roles.get(work, scope, role_key)))
 
 
 @router.patch(
     "/{tenant_id}/roles/{role_key}",
     summary="Rename a custom role or change its permissions",
     responses=problem_responses(e.RoleImmutable, e.PrivilegeEscalation, e.PreconditionFailed),
+    response_model=RoleOut,
 )
 async def patch_role(
     role_key: str,
@@ -120,8 +119,7 @@ async def patch_role(
     scope: WriteRoles,
     work: Work,
     request: Request,
-    response: Response,
-) -> RoleOut:
+) -> Response:
     updated = await roles.update(
         work,
         scope,
@@ -129,9 +127,7 @@ async def patch_role(
         body.model_dump(exclude_unset=True),
         precondition=lambda current: check_if_match(request, RoleOut.of(current)),
     )
-    out = RoleOut.of(updated)
-    with_etag(response, out)
-    return out
+    return tagged(RoleOut.of(updated))
 
 
 @router.delete(

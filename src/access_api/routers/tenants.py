@@ -28,7 +28,7 @@ from access_api.routers.common import (
     check_if_match,
     page_of,
     split_sort,
-    with_etag,
+    tagged,
 )
 from access_api.use_cases import tenants as tenant_cases
 
@@ -137,30 +137,27 @@ ClientSort = Literal[
 ]  # fmt: skip
 
 
-@router.get("/{tenant_id}", summary="Get an account")
-async def get_tenant(scope: ReadTenant, response: Response) -> TenantOut:
-    body = TenantOut.of(scope.tenant)
-    with_etag(response, body)
-    return body
+@router.get("/{tenant_id}", summary="Get an account", response_model=TenantOut)
+async def get_tenant(scope: ReadTenant) -> Response:
+    return tagged(TenantOut.of(scope.tenant))
 
 
 @router.patch(
     "/{tenant_id}",
     summary="Edit an account's name or street address",
     responses=problem_responses(e.TenantImmutableField, e.PreconditionFailed),
+    response_model=TenantOut,
 )
 async def patch_tenant(
-    body: TenantPatch, scope: WriteClients, request: Request, response: Response, work: Work
-) -> TenantOut:
+    body: TenantPatch, scope: WriteClients, request: Request, work: Work
+) -> Response:
     updated = await tenant_cases.update(
         work,
         scope,
         body.model_dump(exclude_unset=True),
         expect=lambda current: check_if_match(request, TenantOut.of(current)),
     )
-    out = TenantOut.of(updated)
-    with_etag(response, out)
-    return out
+    return tagged(TenantOut.of(updated))
 
 
 @router.get("/{tenant_id}/clients", summary="List the accounts below this one")

@@ -30,7 +30,7 @@ from access_api.routers.common import (
     check_if_match,
     page_of,
     split_sort,
-    with_etag,
+    tagged,
 )
 from access_api.use_cases import users as user_cases
 
@@ -166,26 +166,28 @@ async def export_users(
     )
 
 
-@router.get("/{tenant_id}/users/{user_id}", summary="One user, as seen from this account")
-async def get_user(user_id: UUID, scope: ReadUsers, work: Work, response: Response) -> UserItem:
-    item = UserItem.seen(await user_cases.get(work, scope, user_id))
-    with_etag(response, item)
-    return item
+@router.get(
+    "/{tenant_id}/users/{user_id}",
+    summary="One user, as seen from this account",
+    response_model=UserItem,
+)
+async def get_user(user_id: UUID, scope: ReadUsers, work: Work) -> Response:
+    return tagged(UserItem.seen(await user_cases.get(work, scope, user_id)))
 
 
 @router.patch(
     "/{tenant_id}/users/{user_id}",
     summary="Edit a user's profile: names, phone, session timeout",
     responses=problem_responses(e.EmailImmutable, e.UserOutsideScope, e.PreconditionFailed),
+    response_model=UserItem,
 )
 async def patch_user(
     user_id: UUID,
     body: UserPatch,
     scope: WriteUsers,
     request: Request,
-    response: Response,
     work: Work,
-) -> UserItem:
+) -> Response:
     updated = await user_cases.update_profile(
         work,
         scope,
@@ -193,9 +195,7 @@ async def patch_user(
         body.model_dump(exclude_unset=True),
         expect=lambda current: check_if_match(request, UserItem.seen(current)),
     )
-    item = UserItem.seen(updated)
-    with_etag(response, item)
-    return item
+    return tagged(UserItem.seen(updated))
 
 
 @router.post(
