@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_STATISTICS_EVERY_SECONDS = 3600.0
+# A transaction idle longer than this is ended by PostgreSQL (a process that stalled or lost
+# track of it must not hold its locks). Six statement timeouts, but never less than this: a
+# request may pause inside its transaction for a password hash (tens of ms, far more on a
+# loaded machine), and a short statement timeout must not turn that pause into a lost
+# connection.
+IDLE_IN_TRANSACTION_FLOOR_MS = 10_000
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -298,7 +304,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         server_settings |= {
             "statement_timeout": str(statement_ms),
             "lock_timeout": str(statement_ms),
-            "idle_in_transaction_session_timeout": str(statement_ms * 6),
+            "idle_in_transaction_session_timeout": str(
+                max(statement_ms * 6, IDLE_IN_TRANSACTION_FLOOR_MS)
+            ),
             "jit": "off",
         }
     return create_async_engine(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
+from access_api.db import IDLE_IN_TRANSACTION_FLOOR_MS
 from tests.api.conftest import assert_problem
 from tests.fault.proxy import FaultProxy
-from tests.live import live_client, live_msp
+from tests.live import live_client, live_msp, state_of
 
 # Short timeouts so the test is quick; production defaults are a few seconds.
 TIMEOUTS = {
@@ -82,3 +87,26 @@ class TestDatabaseOutage:
                 await _recovers(client, path, headers)
         finally:
             await proxy.close()
+
+
+class TestShortStatementTimeout:
+    async def test_a_pause_inside_a_transaction_keeps_its_connection(
+        self, live_database: str
+    ) -> None:
+        """A 50 ms statement timeout still ends a slow statement, but a transaction that
+        pauses between statements (a password hash on a loaded machine) keeps its connection:
+        PostgreSQL's idle-in-transaction timeout does not fall below
+        IDLE_IN_TRANSACTION_FLOOR_MS however short the statement timeout is."""
+        async with live_client(live_database, db_statement_timeout_seconds=0.05) as client:
+            async with state_of(client).database.session() as session:
+                idle = await session.scalar(sa.text("SHOW idle_in_transaction_session_timeout"))
+                assert idle == f"{IDLE_IN_TRANSACTION_FLOOR_MS // 1000}s"
+                assert await session.scalar(sa.text("SELECT 1")) == 1
+                await asyncio.sleep(0.5)  # ten statement timeouts, idle in the transaction
+                assert await session.scalar(sa.text("SELECT 2")) == 2
+                await session.rollback()
+                with pytest.raises(DBAPIError, match="statement timeout"):
+                    await session.execute(sa.text("SELECT pg_sleep(0.5)"))
+            # And the app still answers on the same pool.
+            _, headers = await live_msp(client, "short-timeout")
+            assert (await client.get("/v1/me", headers=headers)).status_code == 200
