@@ -20,7 +20,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api import collector, errors, metrics
-from access_api.db import SQLITE_STATISTICS_EVERY_SECONDS, Database
+from access_api.db import (
+    SQLITE_STATISTICS_CHECK_SECONDS,
+    SQLITE_STATISTICS_EVERY_SECONDS,
+    Database,
+)
 from access_api.logs import redact_query, request_id_var
 from access_api.pagination import Cursors
 from access_api.routers import (
@@ -205,7 +209,10 @@ def create_app(
         )
         maintaining = (
             asyncio.create_task(
-                db.keep_statistics(stop, SQLITE_STATISTICS_EVERY_SECONDS), name="sqlite-statistics"
+                db.keep_statistics(
+                    stop, SQLITE_STATISTICS_EVERY_SECONDS, SQLITE_STATISTICS_CHECK_SECONDS
+                ),
+                name="sqlite-statistics",
             )
             if database is None
             else None

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
+from access_api import main
 from access_api.db import Database, _statistics_generation
 from access_api.services.clock import SystemClock
 from tests.live import live_client, live_msp, state_of, write_lock_held
@@ -88,3 +89,53 @@ async def test_a_connection_reloads_them_without_waiting_for_a_writer(live_datab
         assert seen != wanted
         _, seen = await asyncio.wait_for(read(), 5)
         assert seen == wanted
+
+
+_USERS_ANALYZED = sa.text("SELECT max(CAST(stat AS INTEGER)) FROM sqlite_stat1 WHERE tbl = 'users'")
+
+
+async def _users_analyzed(database: Database) -> int:
+    async with database.snapshot() as session:
+        return int((await session.execute(_USERS_ANALYZED)).scalar_one() or 0)
+
+
+@pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+async def test_an_import_makes_them_stale_and_a_refresh_fresh(live_database: str) -> None:
+    """Taken on a near-empty database, statistics make the planner scan: an import of
+    thousands of users makes them stale; a refresh, fresh; a few more users do not."""
+    async with live_client(live_database) as client:
+        database = state_of(client).database
+        root, _ = await live_msp(client, "stale")
+        await analyzed_at_startup(database)
+        await database.refresh_statistics()  # with the MSP's admin in it
+        assert not await database.statistics_stale()
+        writer = database.engine.execution_options(sqlite_begin="IMMEDIATE")
+        async with writer.begin() as connection:
+            await add_users(connection, root, root, 3000, SystemClock().now())
+        assert await database.statistics_stale()
+        await database.refresh_statistics()
+        assert not await database.statistics_stale()
+        assert await _users_analyzed(database) == 3001  # the admin and the import
+        async with writer.begin() as connection:
+            await add_users(connection, root, root, 500, SystemClock().now(), prefix="few")
+        assert not await database.statistics_stale()  # within the drift allowed
+
+
+@pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+async def test_the_server_refreshes_stale_ones_before_the_hour_is_up(
+    live_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "SQLITE_STATISTICS_CHECK_SECONDS", 0.2)
+    async with live_client(live_database) as client:
+        database = state_of(client).database
+        root, _ = await live_msp(client, "drift")
+        await analyzed_at_startup(database)
+        writer = database.engine.execution_options(sqlite_begin="IMMEDIATE")
+        async with writer.begin() as connection:
+            await add_users(connection, root, root, 3000, SystemClock().now())
+        for _ in range(100):
+            if await _users_analyzed(database) == 3001:
+                break
+            await asyncio.sleep(0.1)
+        assert await _users_analyzed(database) == 3001
+        assert not await database.statistics_stale()
