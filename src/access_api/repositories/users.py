@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -337,7 +337,7 @@ class UserRepository:
         now: datetime,
         statement_seconds: float,
         batch: int = 1000,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """The CSV export (seed 003), streamed from one query (one snapshot) with memory flat
         whatever the number of users. PostgreSQL renders the CSV itself (COPY ... TO STDOUT),
         at its own speed; SQLite's rows are rendered here. Both give the same bytes."""
@@ -355,8 +355,9 @@ class UserRepository:
                 "last_login_at": _utc_text(fields["last_login_at"]),
             }
             query = statement.with_only_columns(*(rendered[c].label(c) for c in columns))
-            async for chunk in self._copy_csv(query, statement_seconds):
-                yield chunk
+            async with contextlib.aclosing(self._copy_csv(query, statement_seconds)) as copied:
+                async for chunk in copied:
+                    yield chunk
             return
         # SQLite renders each line itself, with COPY's CSV rules, from the stored text: no
         # UUID or datetime object is built again per row, and the rows reach Python as one
@@ -383,12 +384,13 @@ class UserRepository:
         else:
             parts = [_sqlite_joined([cells[c] for c in columns])]
         query = statement.with_only_columns(*(p.label(f"part{n}") for n, p in enumerate(parts)))
-        async for chunk in self._sqlite_csv(query, columns, batch):
-            yield chunk
+        async with contextlib.aclosing(self._sqlite_csv(query, columns, batch)) as lines:
+            async for chunk in lines:
+                yield chunk
 
     async def _sqlite_csv(
         self, query: sa.Select[Any], columns: Sequence[str], batch: int
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Straight from the driver's cursor, in batches: every line is text already, so
         SQLAlchemy's rows would add nothing but their cost."""
         # Every literal here is a UUID, a time or a constant of ours: no caller text.
@@ -416,7 +418,7 @@ class UserRepository:
 
     async def _copy_csv(
         self, query: sa.Select[Any], statement_seconds: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Stream COPY's output through a small queue: when the client reads slowly, the queue
         fills, asyncpg stops reading, and PostgreSQL waits; nothing piles up in memory."""
         # Every literal here is a UUID or a time of ours: no caller text reaches the SQL.
@@ -444,8 +446,14 @@ class UserRepository:
                 await driver.copy_from_query(
                     sql, output=sink, format="csv", header=True, timeout=statement_seconds
                 )
-            finally:
+            except asyncio.CancelledError:
+                # The reader went away (the client left): nobody takes an end from the queue,
+                # and waiting for room in it would keep the COPY, and its connection, busy.
+                raise
+            except BaseException:
                 await chunks.put(None)
+                raise
+            await chunks.put(None)
 
         task = asyncio.create_task(copy())
         try:
@@ -457,6 +465,11 @@ class UserRepository:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                # Cut off mid-stream (the client left): the connection is dropped, not given
+                # back. Waiting for the server to acknowledge the COPY's cancellation is not
+                # enough for asyncpg, whose next statement on it (the snapshot's ROLLBACK)
+                # can still find it busy ("another operation is in progress").
+                await connection.invalidate()
 
     async def update_profile(self, user: User) -> None:
         await self.session.execute(

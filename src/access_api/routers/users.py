@@ -8,6 +8,8 @@ from uuid import UUID
 from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from access_api.dependencies import State, Work, requires
 from access_api.domain import errors as e
@@ -135,6 +137,20 @@ def _parse_ids(ids: list[str] | None) -> list[UUID] | None:
     return parsed
 
 
+class _ClosingStream(StreamingResponse):
+    """Closes its body as the response ends, a client that left mid-body included: the
+    export's statement ends and its connection goes back then, not whenever the garbage
+    collector finalizes the abandoned generator."""
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
 @router.get(
     "/{tenant_id}/users/export",
     summary="Export users as CSV (streamed)",
@@ -159,7 +175,7 @@ async def export_users(
 ) -> StreamingResponse:
     export = await user_cases.export(work, scope, columns, _parse_ids(ids))
     filename = f"users-{scope.tenant.domain_prefix}-{work.now:%Y%m%d}.csv"
-    return StreamingResponse(
+    return _ClosingStream(
         export.chunks,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},

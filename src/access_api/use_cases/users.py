@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -204,12 +205,19 @@ async def _export_chunks(
     work: Work, scope: Scope, columns: list[str], ids: list[UUID] | None
 ) -> AsyncIterator[bytes]:
     state, now = work.state, work.now
-    async with state.database.snapshot() as session:
-        async for chunk in Work.over(session, state, now).users.export_csv(
-            scope.tenant,
-            columns=columns,
-            ids=ids,
-            now=now,
-            statement_seconds=state.settings.export_timeout_seconds,
-        ):
+    async with (
+        state.database.snapshot() as session,
+        contextlib.aclosing(
+            Work.over(session, state, now).users.export_csv(
+                scope.tenant,
+                columns=columns,
+                ids=ids,
+                now=now,
+                statement_seconds=state.settings.export_timeout_seconds,
+            )
+        ) as exported,
+    ):
+        # Closed before the snapshot is: a client that leaves mid-export ends the statement
+        # first, then gives the connection back.
+        async for chunk in exported:
             yield chunk
