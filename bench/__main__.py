@@ -83,6 +83,8 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                     "ceiling", ceiling_argv, {"BENCH_CEILING_DSN": dsn}, port, "/one-query"
                 ) as ceiling:
                     report["ceiling"] = await measures.throughput(ceiling, "/one-query", {})
+                    if "floor" in wanted:
+                        report["ceiling_paced"] = await measures.paced(ceiling, "/one-query", {})
             if "me" in wanted:
                 report["me_api_key"] = await measures.throughput(server, "/v1/me", msp.api_key)
                 report["me_api_key"]["ratio_to_ceiling"] = measures.ratio(
@@ -345,6 +347,14 @@ NOTES = (
         " {login_storm_paced_probe[ratio_to_hash_ceiling]} of the ceiling, healthz p99"
         " {login_storm_paced_probe[healthz_p99_ms]} ms, bound by CPU"
         " {login_storm_paced_probe[ratio_bound_by_cpu]}",
+    ),
+    (
+        ("floor", "ceiling_paced"),
+        "a request every {floor[paced][every_ms]} ms, its event loop's CPU in ms: GET /v1/me"
+        " {floor[paced][paced_loop_cpu_ms_per_request]}"
+        " ({floor[paced][back_to_back_loop_cpu_ms_per_request]} back to back), the ceiling's"
+        " {ceiling_paced[paced_loop_cpu_ms_per_request]}"
+        " ({ceiling_paced[back_to_back_loop_cpu_ms_per_request]} back to back)",
     ),
     (
         ("round_trip", "permission_decision"),

@@ -48,6 +48,32 @@ async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict
     }
 
 
+async def paced(
+    server: Server, path: str, headers: dict[str, str], every: float = 0.024, seconds: float = 6
+) -> dict[str, Any]:
+    """One request at a time, one every `every` seconds (about the pace at which a login
+    storm's event loop sees each of its logins), and its event-loop thread's CPU per request,
+    beside the same back to back from one client. Not a §6 row: it shows what a request costs
+    a loop woken for it alone, caches cold, on this machine; a login pays it whatever its
+    own code."""
+    loop_thread = f"{server.pid}/task/{server.pid}"
+    figures: dict[str, Any] = {"every_ms": round(every * 1000)}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        for _ in range(200):  # warm-up
+            (await client.get(path, headers=headers)).raise_for_status()
+        for label, pause in (("paced", every), ("back_to_back", 0.0)):
+            requests, before = 0, cpu_seconds(loop_thread)
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                (await client.get(path, headers=headers)).raise_for_status()
+                requests += 1
+                if pause:
+                    await asyncio.sleep(pause)
+            spent = cpu_seconds(loop_thread) - before
+            figures[f"{label}_loop_cpu_ms_per_request"] = round(spent * 1000 / requests, 3)
+    return figures
+
+
 async def list_page_p50(server: Server, msp: Msp) -> dict[str, Any]:
     """One request at a time, so p50 is the latency of the query plan, not of a queue."""
     path = f"/v1/tenants/{msp.root_id}/users?sort=last_name&two_factor=disabled&limit=50"
@@ -570,4 +596,5 @@ async def floor(server: Server, url: str, msp: Msp, rounds: int = 2000) -> dict[
                 figures[label] = round(per, 3)
     finally:
         await engine.dispose()
+    figures["paced"] = await paced(server, "/v1/me", msp.api_key)
     return figures
