@@ -193,10 +193,13 @@ class TestExport:
         assert_problem(response, 403, "forbidden")
 
 
-async def _drain(app: FastAPI, path: str, token: str) -> tuple[int, int, int]:
+async def _drain(
+    app: FastAPI, path: str, token: str, *, leave_after: int | None = None
+) -> tuple[int, int, int]:
     """Call the ASGI app directly and throw each chunk away as it arrives, as a socket would:
-    returns (status, bytes, rows) without ever holding the whole body."""
-    status, size, lines = 0, 0, 0
+    returns (status, bytes, rows) without ever holding the whole body. With leave_after, the
+    client goes away once it has that many chunks of the body."""
+    status, size, lines, chunks = 0, 0, 0, 0
     asked, finished = False, asyncio.Event()
 
     async def receive() -> dict[str, Any]:
@@ -209,15 +212,17 @@ async def _drain(app: FastAPI, path: str, token: str) -> tuple[int, int, int]:
         return {"type": "http.disconnect"}
 
     async def send(message: MutableMapping[str, Any]) -> None:
-        nonlocal status, size, lines
+        nonlocal status, size, lines, chunks
         if message["type"] == "http.response.start":
             status = message["status"]
         elif message["type"] == "http.response.body":
             chunk = message.get("body", b"")
-            size += len(chunk)
-            lines += chunk.count(b"\n")
+            size, lines, chunks = size + len(chunk), lines + chunk.count(b"\n"), chunks + 1
             if not message.get("more_body", False):
                 finished.set()
+            elif leave_after is not None and chunks >= leave_after:
+                finished.set()
+                await asyncio.sleep(3600)  # the socket is gone: nothing is written any more
 
     scope = {
         "type": "http",
@@ -233,7 +238,7 @@ async def _drain(app: FastAPI, path: str, token: str) -> tuple[int, int, int]:
         "client": ("127.0.0.1", 1234),
         "server": ("testserver", 80),
     }
-    await app(scope, receive, send)
+    await asyncio.wait_for(app(scope, receive, send), timeout=60)
     return status, size, lines
 
 
@@ -267,49 +272,6 @@ class TestExportMemory:
         assert large_peak < 16_000_000, large_peak
 
 
-async def _leave_after(app: FastAPI, path: str, token: str, chunks: int) -> tuple[int, int]:
-    """Call the ASGI app directly as a client that goes away once it has `chunks` chunks of
-    the body: returns (status, lines received)."""
-    status, lines, received = 0, 0, 0
-    asked, gone = False, asyncio.Event()
-
-    async def receive() -> dict[str, Any]:
-        nonlocal asked
-        if not asked:
-            asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        nonlocal status, lines, received
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            received += 1
-            lines += message.get("body", b"").count(b"\n")
-            if received >= chunks:
-                gone.set()
-                await asyncio.sleep(3600)  # the socket is gone: nothing is written any more
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"authorization", f"Bearer {token}".encode()), (b"host", b"testserver")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
-    await asyncio.wait_for(app(scope, receive, send), timeout=30)
-    return status, lines
-
-
 class TestExportLeftEarly:
     @pytest.mark.parametrize("live_database", ["postgresql", "sqlite"], indirect=True)
     async def test_a_client_that_leaves_mid_export_leaves_nothing_behind(
@@ -336,7 +298,7 @@ class TestExportLeftEarly:
             previous = loop.get_exception_handler()
             loop.set_exception_handler(lambda _loop, context: reported.append(context))
             try:
-                status, lines = await _leave_after(client.app, path, token, chunks=3)  # type: ignore[attr-defined]
+                status, _, lines = await _drain(client.app, path, token, leave_after=3)  # type: ignore[attr-defined]
                 for _ in range(10):  # anything abandoned is finalized and collected
                     await asyncio.sleep(0.02)
                     gc.collect()
