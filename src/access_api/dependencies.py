@@ -56,8 +56,11 @@ def work_of(request: Request) -> use_cases.Work:
     """The request's unit of work, made once per attempt (a request retried after a dead
     connection gets a new session, and so a new one): the `Work` dependency and the code that
     takes it straight from the request (the scope, GET /v1/me) share it."""
-    session = request.state.session
-    made: use_cases.Work | None = getattr(request.state, "work", None)
+    # The request's state as the dict it is: `request.state` answers a missing name by raising
+    # (a KeyError, then an AttributeError with its message formatted), on every request.
+    values = request.scope["state"]
+    session = values["session"]
+    made: use_cases.Work | None = values.get("work")
     if made is not None and made.session is session:
         return made
     state: AppState = request.app.state.access
@@ -65,13 +68,13 @@ def work_of(request: Request) -> use_cases.Work:
         session,
         state,
         now=state.clock.now(),
-        request_id=getattr(request.state, "request_id", None),
+        request_id=values.get("request_id"),
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
-        after_commit=request.state.after_commit,
-        after_refusal=request.state.after_refusal,
+        after_commit=values["after_commit"],
+        after_refusal=values["after_refusal"],
     )
-    request.state.work = work
+    values["work"] = work
     return work
 
 

@@ -246,8 +246,9 @@ def screen_parameters(request: Request) -> None:
     for name, value in request.path_params.items():
         if isinstance(value, str):
             _screen_text(name, value)
-    for name, value in request.query_params.multi_items():
-        _screen_text(name, value)
+    if request.scope.get("query_string"):
+        for name, value in request.query_params.multi_items():
+            _screen_text(name, value)
 
 
 async def screen_body(request: Request, body_type: TypeAdapter[Any]) -> None:
@@ -385,7 +386,11 @@ class TransactionalRoute(APIRoute):
             self._refuse_method_on_an_action(request)
             screen_parameters(request)
             screen_times(request, self._time_parameters)
-            cursor_filters.set(filters_of(request.query_params.multi_items()))
+            cursor_filters.set(
+                filters_of(request.query_params.multi_items())
+                if request.scope.get("query_string")
+                else ""
+            )
             if body_type is not None and request.method not in SAFE_METHODS:
                 await screen_body(request, body_type)
             key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -433,7 +438,7 @@ async def _once(
                     return replay
             rehearsal = await _rehearsal(request, session, state)
             response = await handler(request)
-            if getattr(request.state, "dry_run", False):
+            if request.scope["state"].get("dry_run", False):
                 # Described, then rolled back as the session closes uncommitted: nothing the
                 # change wrote is kept, and no after-commit hook (mail, webhooks) runs.
                 return await _rehearsed(request, session, state, rehearsal, response)

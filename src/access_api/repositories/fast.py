@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -45,7 +44,20 @@ class _Compiled:
     fixed: Mapping[str, Any]  # values bound when the statement was built (literals)
     bind: Mapping[str, Callable[[Any], Any] | None]
     keys: tuple[str, ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
+    # The columns whose values SQLAlchemy's types process (by position, with the processor);
+    # the others are taken as asyncpg decoded them.
+    results: tuple[tuple[int, str, Callable[[Any], Any]], ...]
+
+
+class _Row:
+    """A row as `Result.all()` gives it, as far as repositories read one: attributes by
+    column key, and `_mapping`. Its attributes are its mapping, not a copy of it."""
+
+    __slots__ = ("__dict__", "_mapping")
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.__dict__ = mapping
+        self._mapping = mapping
 
 
 _Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete
@@ -76,8 +88,9 @@ class FastRead:
             bind={name: processors.get(name) for name in compiled.binds},  # type: ignore[misc]
             keys=tuple(column[0] for column in compiled._result_columns),
             results=tuple(
-                column[3]._cached_result_processor(dialect, None)
-                for column in compiled._result_columns
+                (position, column[0], process)
+                for position, column in enumerate(compiled._result_columns)
+                if (process := column[3]._cached_result_processor(dialect, None)) is not None
             ),
         )
 
@@ -136,14 +149,12 @@ class FastRead:
             await greenlet_spawn(_raise_as_sqlalchemy, handle, raw, compiled.sql, arguments, error)
             raise
         found = []
+        keys, processed = compiled.keys, compiled.results
         for record in records:
-            mapping = {
-                key: (process(value) if process is not None else value)
-                for key, process, value in zip(
-                    compiled.keys, compiled.results, record.values(), strict=True
-                )
-            }
-            found.append(SimpleNamespace(**mapping, _mapping=mapping))
+            mapping = dict(zip(keys, record.values(), strict=True))
+            for position, key, process in processed:
+                mapping[key] = process(record[position])
+            found.append(_Row(mapping))
         return found
 
 
