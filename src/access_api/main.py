@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access_api import collector, errors, metrics
@@ -166,6 +168,38 @@ def _log_request(scope: Scope, status: int, seconds: float) -> None:
     )
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _reads_first(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Every GET route, also on the app's own router, ahead of everything, in the order the
+    included routers give them: a GET is answered by the route it was before, without passing
+    through its included router.
+
+    FastAPI 0.165 keeps an included router as a node of its own that a request passes through
+    (matched twice, its inclusion context applied), and wraps each of its routes in the body
+    limit. A GET reads no body, and the node and the limit cost 13 us of the 63 us of the
+    smallest request in process (/healthz: 32 us on a bare FastAPI app, 40 us through an
+    included router, 46 us with the limit), about a twentieth of GET /v1/me under load.
+
+    The order among requests of one method is kept: only a route that has GET can fully
+    match a GET, and all of them are here in their order. Another method on a GET route's
+    path still finds its own route (a full match beats the partial one here), and a path
+    with no route for the method is 405 with every method of its path, as before
+    (errors.allowed_methods). The copies stay out of the OpenAPI document: the included
+    routes describe them."""
+    reads: list[BaseRoute] = []
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and (route.methods or set()) <= READ_METHODS:
+                if route.body_field is not None:
+                    raise RuntimeError(f"GET {route.path} reads a body: it cannot skip the limit")
+                read = copy.copy(route)
+                read.include_in_schema = False
+                reads.append(read)
+    app.router.routes[:0] = reads
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -247,7 +281,7 @@ def create_app(
     # and the busiest route matched first saves a twentieth of its CPU. No two routers share a
     # path (the me router's are literal), so the order changes nothing else but the order of
     # openapi.yaml's paths.
-    for router in (
+    routers = [
         me.router,
         health.router,
         problems.router,
@@ -273,20 +307,22 @@ def create_app(
         sso.router,
         sso.public_router,
         scim.router,
-    ):
+        password_resets.public_router,
+        password_resets.router,
+        sessions.router,
+        sessions.admin_router,
+        passkeys.router,
+        email_changes.router,
+    ]
+    if settings.hosted_pages:
+        routers.append(pages.router)
+    for router in routers:
         # FastAPI's body limit, per route rather than app-wide: the app-wide one answers a
         # too-large Content-Length in plain text whatever the app sends, while a route's
         # refusal while reading reaches errors.py (HTTPException 413) as a problem.
         # RequestContext refuses a too-large Content-Length up front, as a problem.
         app.include_router(router, max_body_size=settings.max_body_bytes)
-    app.include_router(password_resets.public_router, max_body_size=settings.max_body_bytes)
-    app.include_router(password_resets.router, max_body_size=settings.max_body_bytes)
-    app.include_router(sessions.router, max_body_size=settings.max_body_bytes)
-    app.include_router(sessions.admin_router, max_body_size=settings.max_body_bytes)
-    app.include_router(passkeys.router, max_body_size=settings.max_body_bytes)
-    app.include_router(email_changes.router, max_body_size=settings.max_body_bytes)
-    if settings.hosted_pages:
-        app.include_router(pages.router, max_body_size=settings.max_body_bytes)
+    _reads_first(app, routers)
     pages.install_docs(app)
     app.mount("/scim/v2", scim_app.create(app))
     if settings.cors_origins:
