@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         "transaction mode (PgBouncer): no prepared statement outlives its transaction",
     )
 
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry instrumentation (spans, metrics and logs of each "
+        "request) through the providers the process configures; off, it costs nothing per "
+        "request",
+    )
+
     mail_dispatcher: bool = Field(
         default=True,
         description="Deliver the outbox from inside the server process (off when a separate "

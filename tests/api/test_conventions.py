@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from access_api.db import Database
+from access_api.main import create_app
 from access_api.repositories.orm import audit_events, idempotency_keys, tenants
 from tests.api.conftest import Msp, World, assert_problem
+from tests.conftest import settings_for
+from tests.mail import SmtpServer
 
 
 class TestProblems:
@@ -170,3 +179,47 @@ class TestOperations:
             in text
         )
         assert "http_request_duration_seconds_bucket" in text
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    """Spans of this process, kept in memory: the global tracer provider is set once per
+    process (OpenTelemetry refuses a second), as an operator's setup would set it."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+class TestOpenTelemetry:
+    """FastAPI's instrumentation runs only with ACCESS_API_OPENTELEMETRY: a configured provider
+    alone records nothing (off, it costs nothing per request)."""
+
+    @pytest.mark.parametrize("turned_on", [False, True])
+    async def test_request_spans_only_when_turned_on(
+        self,
+        backend: tuple[str, str],
+        connection: AsyncConnection,
+        smtp: SmtpServer,
+        spans: InMemorySpanExporter,
+        turned_on: bool,
+    ) -> None:
+        spans.clear()
+        app = create_app(
+            settings_for(backend[1], smtp_url=smtp.url, opentelemetry=turned_on),
+            database=Database.bound_to(connection),
+        )
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.get("/healthz")).json() == {"status": "ok"}
+                missing = await client.get("/v1/nowhere")
+        assert missing.status_code == 404
+        routes = {(span.attributes or {}).get("http.route") for span in spans.get_finished_spans()}
+        if turned_on:
+            assert "/healthz" in routes
+        else:
+            assert spans.get_finished_spans() == ()
