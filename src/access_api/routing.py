@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -393,9 +393,12 @@ class TransactionalRoute(APIRoute):
             )
             if body_type is not None and request.method not in SAFE_METHODS:
                 await screen_body(request, body_type)
-            key = request.headers.get(IDEMPOTENCY_HEADER)
             idempotency: _Idempotency | None = None
-            if key is not None and request.method not in SAFE_METHODS:
+            # Read for changes only (a missing header costs Starlette a KeyError raised).
+            key = (
+                None if request.method in SAFE_METHODS else request.headers.get(IDEMPOTENCY_HEADER)
+            )
+            if key is not None:
                 if not _KEY_PATTERN.fullmatch(key):
                     raise ValidationFailed(
                         [
@@ -426,12 +429,16 @@ async def _once(
     idempotency: _Idempotency | None,
     reads: bool,
 ) -> Response:
+    # The request's state as the dict it is (dependencies.work_of reads it so).
+    values = request.scope["state"]
+    after_commit: list[Callable[[], None]] = []
+    after_refusal: list[Callable[[], Awaitable[None]]] = []
     try:
         session = (state.database.reads if reads else state.database.session)()
         try:
-            request.state.session = session
-            request.state.after_commit = []
-            request.state.after_refusal = []
+            values["session"] = session
+            values["after_commit"] = after_commit
+            values["after_refusal"] = after_refusal
             if idempotency is not None:
                 replay = await idempotency.claim(session)
                 if replay is not None:
@@ -450,14 +457,14 @@ async def _once(
     except DomainError as error:
         # What a refusal must leave behind even so (a failed attempt, counted for throttling)
         # is written now, in transactions of its own: the request's rolled back as it closed.
-        for record in request.state.after_refusal:
+        for record in after_refusal:
             await record()
         # A refusal is an answer too: a retry with the same key gets it again rather than
         # running the request a second time.
         if idempotency is not None and not isinstance(error, IdempotencyKeyReused | Conflict):
             await idempotency.remember_refusal(request, error)
         raise
-    for hook in request.state.after_commit:
+    for hook in after_commit:
         hook()
     return response
 
@@ -471,8 +478,9 @@ class _Rehearsal:
 
 async def _rehearsal(request: Request, session: AsyncSession, state: AppState) -> _Rehearsal | None:
     """A dry run notes who can do anything in the tree before the change runs."""
-    wanted = request.query_params.get("dry_run", "").lower() in _TRUE
-    if not (wanted and getattr(request.scope.get("route"), "dry_runnable", False)):
+    if not getattr(request.scope.get("route"), "dry_runnable", False):
+        return None
+    if request.query_params.get("dry_run", "").lower() not in _TRUE:
         return None
     try:
         tenant_id = UUID(str(request.path_params["tenant_id"]))
