@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import logging
 import os
 import re
@@ -68,6 +69,27 @@ from access_api.state import AppState
 
 VERSION = "0.1.0"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class _RequestIds:
+    """Ids for requests that bring none: 32 hex digits, this process's random half and a
+    count. Unique without a system call per request (os.urandom's getrandom was 1.5% of
+    GET /v1/me's samples under load); an id identifies a request in logs, it guards nothing."""
+
+    def __init__(self) -> None:
+        self._restart()
+        # A worker forked from a process that made this one gets a prefix of its own.
+        os.register_at_fork(after_in_child=self._restart)
+
+    def _restart(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_new_request_id = _RequestIds()
 access_log = logging.getLogger("access_api.access")
 
 DESCRIPTION = """
@@ -99,7 +121,7 @@ class RequestContext:
             return
         started_at = time.perf_counter()
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         status = 0
