@@ -109,11 +109,19 @@ class RequestContext:
     """Give every request an id (X-Request-ID, echoed) and secure-by-default headers: answers
     carry tokens and personal data, so no cache may keep them. Log one line per request (its
     id, route template, status, duration; credentials in the query redacted), and a bug's
-    traceback under the request's id, answered here as a 500 problem."""
+    traceback under the request's id, answered here as a 500 problem. Record its metrics
+    (`metrics.Recorder`): here rather than in a middleware of their own, whose layer cost more
+    than the recording (4.2 us of /healthz's 57 in process, for about 1.5 us of work)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int | None = None,
+        recorder: metrics.Recorder | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,7 +130,12 @@ class RequestContext:
         started_at = time.perf_counter()
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else _new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        recorder = self.recorder
+        if recorder is not None:
+            state["metrics"] = recorder.registry
+            recorder.traffic.started()
         token = request_id_var.set(request_id)
         status = 0
 
@@ -157,7 +170,10 @@ class RequestContext:
                 scope, receive, send_with_headers
             )
         finally:
-            _log_request(scope, status, time.perf_counter() - started_at)
+            elapsed = time.perf_counter() - started_at
+            if recorder is not None:
+                recorder.ended(scope, status or 500, elapsed)
+            _log_request(scope, status, elapsed)
             request_id_var.reset(token)
 
     def _declares_too_much(self, scope: Scope) -> bool:
@@ -236,7 +252,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     keyring = Keyring(settings.secret)  # fails fast on an unsafe secret
-    traffic = Traffic()  # requests in flight, counted by RequestMetrics
+    traffic = Traffic()  # requests in flight, counted by RequestContext
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -366,8 +382,11 @@ def create_app(
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
     app.include_router(metrics.router)
-    app.add_middleware(metrics.RequestMetrics, registry=CollectorRegistry(), traffic=traffic)
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        recorder=metrics.Recorder(CollectorRegistry(), traffic),
+    )
     _document_problems(app)
     return app
 

@@ -15,14 +15,17 @@ matched: a raw path would let any caller mint new series.
 from __future__ import annotations
 
 import hmac
-import time
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client.utils import floatToGoString
+from starlette.types import Scope
 
 from access_api.domain.errors import Unauthenticated
 from access_api.errors import problem_responses
@@ -31,71 +34,66 @@ from access_api.services.traffic import Traffic
 EXCLUDED = frozenset({"/metrics"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "none"
+# The buckets' upper bounds as the exposition writes them ("le"), the last one +Inf.
+_BOUNDS = (*(floatToGoString(bound) for bound in BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
 
 
-class RequestMetrics:
-    """Pure ASGI middleware: a clock read at each end, two metric updates. The duration runs
-    until the response has been sent, streamed bodies included. It also counts the requests in
-    flight (`traffic`), which background delivery gives way to."""
+class Recorder:
+    """The request metrics, recorded by the request middleware (main.RequestContext) as each
+    request ends, with no layer of their own. The duration runs until the response has been
+    sent, streamed bodies included. It also counts the requests in flight (`traffic`), which
+    background delivery gives way to.
 
-    def __init__(
-        self, app: ASGIApp, registry: CollectorRegistry, traffic: Traffic | None = None
-    ) -> None:
-        self.app = app
+    Plain numbers, exposed as metric families when the registry is collected (a custom
+    collector): prometheus_client's Counter and Histogram take a lock per update (three per
+    request), and recording through them cost 4.4 us of /healthz's 38 in process, against
+    about 1 this way. Every update and every collection runs on the event loop's thread (the
+    /metrics route is a coroutine), so nothing here needs a lock."""
+
+    def __init__(self, registry: CollectorRegistry, traffic: Traffic | None = None) -> None:
         self.registry = registry
         self.traffic = traffic or Traffic()
-        self.requests = Counter(
-            "http_requests_total",
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # (handler, method) -> per-bucket counts (not cumulative; the last one is +Inf), sum
+        self._durations: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        registry.register(self)
+
+    def ended(self, scope: Scope, status: int, elapsed: float) -> None:
+        """One request has ended (its in-flight count included)."""
+        self.traffic.ended()
+        handler = getattr(scope.get("route"), "path", None) or UNMATCHED
+        if handler in EXCLUDED:
+            return
+        method = scope["method"]
+        key = (handler, method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        timed = self._durations.get(key[:2])
+        if timed is None:
+            timed = self._durations[key[:2]] = ([0] * (len(BUCKETS) + 1), [0.0])
+        timed[0][bisect_left(BUCKETS, elapsed)] += 1
+        timed[1][0] += elapsed
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as prometheus_client's Counter and Histogram would expose them."""
+        requests = CounterMetricFamily(
+            "http_requests",
             "Requests by route template, method and status",
-            ("handler", "method", "status"),
-            registry=registry,
+            labels=("handler", "method", "status"),
         )
-        self.duration = Histogram(
+        for (handler, method, status), count in sorted(self._requests.items()):
+            requests.add_metric((handler, method, str(status)), count)
+        yield requests
+        durations = HistogramMetricFamily(
             "http_request_duration_seconds",
             "Time from the request's arrival to its response's start, by route template",
-            ("handler", "method"),
-            buckets=BUCKETS,
-            registry=registry,
+            labels=("handler", "method"),
         )
-        # Labelled children are looked up once per (handler, method, status), then reused.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._timers: dict[tuple[str, str], Any] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        scope.setdefault("state", {})["metrics"] = self.registry
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        traffic = self.traffic
-        traffic.started()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            traffic.ended()
-            elapsed = time.perf_counter() - started
-            handler = getattr(scope.get("route"), "path", None) or UNMATCHED
-            if handler not in EXCLUDED:
-                self._observe(handler, scope["method"], status, elapsed)
-
-    def _observe(self, handler: str, method: str, status: int, elapsed: float) -> None:
-        key = (handler, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(handler, method, str(status))
-        counter.inc()
-        timer = self._timers.get(key[:2])
-        if timer is None:
-            timer = self._timers[key[:2]] = self.duration.labels(handler, method)
-        timer.observe(elapsed)
+        for (handler, method), (counts, total) in sorted(self._durations.items()):
+            cumulative = list(accumulate(counts))
+            durations.add_metric(
+                (handler, method), list(zip(_BOUNDS, cumulative, strict=True)), total[0]
+            )
+        yield durations
 
 
 router = APIRouter(tags=["operations"])
