@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
@@ -153,7 +154,14 @@ def check_if_match(request: Request, current: BaseModel) -> None:
 def same_named(model: type[BaseModel], source: object) -> dict[str, Any]:
     """A response model's fields, read from a domain object whose attributes bear the same
     names (a user, a tenant): to build the model, or a model that extends it, in one step."""
-    return {name: getattr(source, name) for name in model.model_fields}
+    return {name: getattr(source, name) for name in _field_names(model)}
+
+
+@cache
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    # Once per model: `model_fields` is a descriptor that checks, on every read, whether it
+    # was read on an instance (deprecated) or on the class.
+    return tuple(model.model_fields)
 
 
 class UserOut(BaseModel):

@@ -13,7 +13,6 @@ from pydantic.json_schema import SkipJsonSchema
 from access_api.dependencies import CurrentCaller, State, Work, bearer_token, work_of
 from access_api.domain import errors as e
 from access_api.domain import tenants, users
-from access_api.domain.access import Reach
 from access_api.domain.audit import ActorKind
 from access_api.domain.tenants import TenantKind, TenantStatus
 from access_api.errors import problem_responses
@@ -78,15 +77,6 @@ class MyGrant(BaseModel):
     include_descendants: bool = Field(description="Whether it reaches every account below")
     expires_at: datetime | None
 
-    @classmethod
-    def of(cls, reach: Reach) -> MyGrant:
-        return cls(
-            tenant=GrantTenant(**same_named(GrantTenant, reach.tenant)),
-            roles=sorted(reach.grant.roles),
-            include_descendants=reach.grant.include_descendants,
-            expires_at=reach.grant.expires_at,
-        )
-
 
 class Counts(BaseModel):
     tenants: int = Field(description="Accounts you can act in: GET /v1/me/tenants lists them")
@@ -103,15 +93,29 @@ class Me(UserOut):
 
     @classmethod
     def of_profile(cls, profile: Profile) -> Me:
+        # One validation of the whole answer, its parts as plain dicts: 6.0 us against 7.8
+        # building each part as a model of its own (the hottest route's answer).
         caller, expires_at = profile.authenticated.caller, profile.authenticated.expires_at
-        return cls(
-            **same_named(UserOut, profile.user),
-            credential=Credential(
-                kind=caller.credential, id=caller.credential_id, expires_at=expires_at
-            ),
-            grants=[MyGrant.of(reach) for reach in profile.grants],
-            counts=Counts(tenants=profile.tenants_reached, grants=len(profile.grants)),
-            recovery_codes_left=profile.recovery_codes_left,
+        return cls.model_validate(
+            {
+                **same_named(UserOut, profile.user),
+                "credential": {
+                    "kind": caller.credential,
+                    "id": caller.credential_id,
+                    "expires_at": expires_at,
+                },
+                "grants": [
+                    {
+                        "tenant": same_named(GrantTenant, reach.tenant),
+                        "roles": sorted(reach.grant.roles),
+                        "include_descendants": reach.grant.include_descendants,
+                        "expires_at": reach.grant.expires_at,
+                    }
+                    for reach in profile.grants
+                ],
+                "counts": {"tenants": profile.tenants_reached, "grants": len(profile.grants)},
+                "recovery_codes_left": profile.recovery_codes_left,
+            }
         )
 
 
