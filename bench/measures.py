@@ -303,7 +303,10 @@ async def round_trip(dsn: str, rounds: int = 3000) -> dict[str, Any]:
 
 
 async def login_storm(
-    server: Server, dsn: str | None = None, probe_every: float | None = None
+    server: Server,
+    dsn: str | None = None,
+    probe_every: float | None = None,
+    path: str = "/v1/auth/login",
 ) -> dict[str, Any]:
     """Correct logins as fast as they come, while /healthz is probed one request at a time:
     back to back by wrk (SPEC §6), or, with probe_every, one probe every so many seconds.
@@ -319,7 +322,7 @@ async def login_storm(
     async with rss_sampler(server) as rss:
         logins, health = await asyncio.gather(
             wrk_async(
-                server.base_url + "/v1/auth/login",
+                server.base_url + path,
                 seconds=DURATION,
                 connections=8,
                 method="POST",
