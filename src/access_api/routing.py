@@ -49,6 +49,7 @@ log = logging.getLogger("access_api.routing")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _REPLAYED_HEADERS = ("content-type", "etag", "location", "retry-after", "www-authenticate")
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 MAX_ATTEMPTS = 3
@@ -376,8 +377,66 @@ class TransactionalRoute(APIRoute):
             if field.field_info.annotation is UUID
         )
 
+    @cached_property
+    def _scope_only(self) -> Dependant | None:
+        """The one dependency of a route whose endpoint takes a tenant's scope and nothing
+        else, answering a Response of its own (dependencies.requires, on the tenant_id of
+        the path), or None for any other route."""
+        own = self.dependant
+        if (
+            self.dry_runnable
+            or own.path_params
+            or own.query_params
+            or own.header_params
+            or own.cookie_params
+            or own.body_params
+            or own.request_param_name
+            or len(own.dependencies) != 1
+            or self.endpoint.__annotations__.get("return") not in (Response, "Response")
+        ):
+            return None
+        (scope,) = own.dependencies
+        solvable = (
+            getattr(scope.call, "takes_bearer", False)
+            and [field.name for field in scope.path_params] == ["tenant_id"]
+            and scope.path_params[0].field_info.annotation is UUID
+            and scope.request_param_name == "request"
+            and not (
+                scope.query_params
+                or scope.header_params
+                or scope.cookie_params
+                or scope.body_params
+                or scope.dependencies
+            )
+        )
+        return scope if solvable else None
+
+    def _solved_directly(self, handler: Handler) -> Handler:
+        """A route whose endpoint takes only the tenant's scope is answered by calling the
+        scope's dependency and the endpoint here, as FastAPI would with what it solved, without
+        its solving (a twentieth of the read of a client under load). Anything but a tenant
+        id as FastAPI itself writes it (an invalid one, to be refused) and any overridden
+        dependency goes to FastAPI's handler."""
+        scope = self._scope_only
+        if scope is None or scope.call is None or scope.name is None:
+            return handler
+        resolve, name, endpoint = scope.call, scope.name, self.endpoint
+
+        async def solved_here(request: Request) -> Response:
+            given = request.path_params.get("tenant_id")
+            if request.app.dependency_overrides or not (
+                isinstance(given, str) and _CANONICAL_UUID.fullmatch(given)
+            ):
+                return await handler(request)
+            answer: Response = await endpoint(
+                **{name: await resolve(tenant_id=UUID(given), request=request)}
+            )
+            return answer
+
+        return solved_here
+
     def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
+        handler = self._solved_directly(super().get_route_handler())
         annotation: Any = self.body_field.field_info.annotation if self.body_field else None
         body_type = TypeAdapter[Any](annotation) if annotation is not None else None
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import uuid4
+
+import fastapi.routing
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.routing import iter_route_contexts
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -15,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from access_api.db import Database
 from access_api.main import create_app
 from access_api.repositories.orm import audit_events, idempotency_keys, tenants
+from access_api.routing import TransactionalRoute
 from tests.api.conftest import Msp, World, assert_problem
 from tests.conftest import settings_for
 from tests.mail import SmtpServer
@@ -223,3 +229,83 @@ class TestOpenTelemetry:
             assert "/healthz" in routes
         else:
             assert spans.get_finished_spans() == ()
+
+
+class TestSolvedDirectly:
+    """A route whose endpoint takes only a tenant's scope is answered without FastAPI solving
+    its dependency (routing.TransactionalRoute._solved_directly) when the tenant id is written
+    as FastAPI writes it (lowercase, hyphenated); written otherwise, FastAPI solves it. Both
+    must answer alike, refusals included."""
+
+    def test_the_routes_solved_so_are_the_ones_expected(self, world: World) -> None:
+        routes = [
+            getattr(context, "original_route", context)
+            for context in iter_route_contexts(world.app.router.routes)
+        ]
+        solved = {
+            (method, route.path)
+            for route in routes
+            if isinstance(route, TransactionalRoute) and route._scope_only is not None
+            for method in route.methods or ()
+        }
+        assert solved == {("GET", "/v1/tenants/{tenant_id}")}
+
+    async def test_both_ways_answer_alike(self, world: World, msp: Msp) -> None:
+        client = await world.tenant(msp.id, msp.admin)
+        outsider = await world.msp("Elsewhere MSP")
+        reader = await world.user(msp.id, [(client["id"], ["read_only"], False)])
+        cases = {
+            "admin, the client": (client["id"], msp.admin.headers, 200),
+            "admin, the root": (str(msp.id), msp.admin.headers, 200),
+            "a reader of the client": (client["id"], reader.headers, 200),
+            "a reader, the root": (str(msp.id), reader.headers, 404),
+            "another MSP's admin": (client["id"], outsider.admin.headers, 404),
+            "no credential": (client["id"], {}, 401),
+            "an unknown key": (client["id"], {"Authorization": "Bearer aak_nothing"}, 401),
+            "no such tenant": (str(uuid4()), msp.admin.headers, 404),
+        }
+        for case, (tenant_id, headers, status) in cases.items():
+            direct = await world.client.get(f"/v1/tenants/{tenant_id}", headers=headers)
+            solved = await world.client.get(f"/v1/tenants/{tenant_id.upper()}", headers=headers)
+            assert direct.status_code == solved.status_code == status, case
+            apart = ("instance", "request_id")  # the path as written; each request's own
+            assert _without(direct.json(), apart) == _without(solved.json(), apart), case
+            assert direct.headers.get("etag") == solved.headers.get("etag"), case
+            if status == 200:
+                assert direct.json()["id"] == tenant_id
+                assert direct.headers["etag"]
+
+    async def test_an_id_written_otherwise_is_solved_by_fastapi(
+        self, world: World, msp: Msp
+    ) -> None:
+        braced = await world.client.get(f"/v1/tenants/{{{msp.id}}}", headers=msp.admin.headers)
+        plain = await world.client.get(f"/v1/tenants/{msp.id.hex}", headers=msp.admin.headers)
+        for response in (braced, plain):
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == str(msp.id)
+        short = await world.client.get(f"/v1/tenants/{msp.id.hex[:-1]}", headers=msp.admin.headers)
+        body = assert_problem(short, 422, "validation_error")
+        assert body["errors"][0]["field"] == "path.tenant_id"
+
+
+def _without(body: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in keys}
+
+
+async def test_fastapi_solves_nothing_for_an_id_written_as_it_writes_it(
+    world: World, msp: Msp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies  # type: ignore[attr-defined]
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        solved.append(kwargs["request"].url.path)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counted)
+    direct = await world.client.get(f"/v1/tenants/{msp.id}", headers=msp.admin.headers)
+    assert direct.status_code == 200
+    assert solved == []
+    upper = str(msp.id).upper()
+    assert (await world.client.get(f"/v1/tenants/{upper}", headers=msp.admin.headers)).is_success
+    assert solved == [f"/v1/tenants/{upper}"]
