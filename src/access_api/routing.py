@@ -332,6 +332,23 @@ def _every_dependency(dependant: Dependant) -> Iterator[Dependant]:
         yield from _every_dependency(dependency)
 
 
+def _takes_nothing(dependant: Dependant, *, but_path: bool = False) -> bool:
+    """No parameter FastAPI would read off the request for it (a path one allowed with
+    but_path), and none of its special ones but the request itself."""
+    return not (
+        (dependant.path_params and not but_path)
+        or dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    )
+
+
 class TransactionalRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         methods = {m.upper() for m in kwargs.get("methods") or ()}
@@ -378,21 +395,23 @@ class TransactionalRoute(APIRoute):
         )
 
     @cached_property
+    def _answers_itself(self) -> bool:
+        """The endpoint renders its own Response (FastAPI has nothing to serialize)."""
+        return not self.dry_runnable and self.endpoint.__annotations__.get("return") in (
+            Response,
+            "Response",
+        )
+
+    @cached_property
     def _scope_only(self) -> Dependant | None:
         """The one dependency of a route whose endpoint takes a tenant's scope and nothing
-        else, answering a Response of its own (dependencies.requires, on the tenant_id of
-        the path), or None for any other route."""
+        else (dependencies.requires, on the tenant_id of the path), or None."""
         own = self.dependant
         if (
-            self.dry_runnable
-            or own.path_params
-            or own.query_params
-            or own.header_params
-            or own.cookie_params
-            or own.body_params
+            not self._answers_itself
+            or not _takes_nothing(own)
             or own.request_param_name
             or len(own.dependencies) != 1
-            or self.endpoint.__annotations__.get("return") not in (Response, "Response")
         ):
             return None
         (scope,) = own.dependencies
@@ -401,26 +420,39 @@ class TransactionalRoute(APIRoute):
             and [field.name for field in scope.path_params] == ["tenant_id"]
             and scope.path_params[0].field_info.annotation is UUID
             and scope.request_param_name == "request"
-            and not (
-                scope.query_params
-                or scope.header_params
-                or scope.cookie_params
-                or scope.body_params
-                or scope.dependencies
-            )
+            and _takes_nothing(scope, but_path=True)
+            and not scope.dependencies
         )
         return scope if solvable else None
 
+    @cached_property
+    def _request_only(self) -> str | None:
+        """The name of the one parameter of an endpoint that takes the request and nothing
+        else (GET /v1/me), or None."""
+        own = self.dependant
+        if self._answers_itself and _takes_nothing(own) and not own.dependencies:
+            return own.request_param_name
+        return None
+
     def _solved_directly(self, handler: Handler) -> Handler:
-        """A route whose endpoint takes only the tenant's scope is answered by calling the
-        scope's dependency and the endpoint here, as FastAPI would with what it solved, without
-        its solving (a twentieth of the read of a client under load). Anything but a tenant
-        id as FastAPI itself writes it (an invalid one, to be refused) and any overridden
-        dependency goes to FastAPI's handler."""
+        """A route whose endpoint takes only the request, or only the tenant's scope, is
+        answered by calling the endpoint (and the scope's dependency) here, as FastAPI would
+        with what it solved, without its solving (a twentieth of the read of a client under
+        load). For the scope, anything but a tenant id as FastAPI itself writes it (an
+        invalid one, to be refused) and any overridden dependency go to FastAPI's handler."""
+        endpoint = self.endpoint
+        request_name = self._request_only
+        if request_name is not None:
+
+            async def called_here(request: Request) -> Response:
+                answer: Response = await endpoint(**{request_name: request})
+                return answer
+
+            return called_here
         scope = self._scope_only
         if scope is None or scope.call is None or scope.name is None:
             return handler
-        resolve, name, endpoint = scope.call, scope.name, self.endpoint
+        resolve, name = scope.call, scope.name
 
         async def solved_here(request: Request) -> Response:
             given = request.path_params.get("tenant_id")

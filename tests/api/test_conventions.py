@@ -232,8 +232,9 @@ class TestOpenTelemetry:
 
 
 class TestSolvedDirectly:
-    """A route whose endpoint takes only a tenant's scope is answered without FastAPI solving
-    its dependency (routing.TransactionalRoute._solved_directly) when the tenant id is written
+    """A route whose endpoint takes only the request (GET /v1/me) is called without FastAPI's
+    handler; one that takes only a tenant's scope is answered without FastAPI solving its
+    dependency (routing.TransactionalRoute._solved_directly) when the tenant id is written
     as FastAPI writes it (lowercase, hyphenated); written otherwise, FastAPI solves it. Both
     must answer alike, refusals included."""
 
@@ -243,12 +244,16 @@ class TestSolvedDirectly:
             for context in iter_route_contexts(world.app.router.routes)
         ]
         solved = {
-            (method, route.path)
+            (method, route.path, route._request_only, route._scope_only is not None)
             for route in routes
-            if isinstance(route, TransactionalRoute) and route._scope_only is not None
+            if isinstance(route, TransactionalRoute)
+            and (route._request_only or route._scope_only is not None)
             for method in route.methods or ()
         }
-        assert solved == {("GET", "/v1/tenants/{tenant_id}")}
+        assert solved == {
+            ("GET", "/v1/tenants/{tenant_id}", None, True),
+            ("GET", "/v1/me", "request", False),
+        }
 
     async def test_both_ways_answer_alike(self, world: World, msp: Msp) -> None:
         client = await world.tenant(msp.id, msp.admin)
@@ -308,4 +313,10 @@ async def test_fastapi_solves_nothing_for_an_id_written_as_it_writes_it(
     assert solved == []
     upper = str(msp.id).upper()
     assert (await world.client.get(f"/v1/tenants/{upper}", headers=msp.admin.headers)).is_success
+    assert solved == [f"/v1/tenants/{upper}"]
+    me = await world.client.get("/v1/me", headers=msp.admin.headers)
+    assert me.status_code == 200
+    assert me.headers["content-type"] == "application/json"
+    assert me.json()["id"] == str(msp.admin.user_id)
+    assert_problem(await world.client.get("/v1/me"), 401, "unauthenticated")
     assert solved == [f"/v1/tenants/{upper}"]

@@ -141,6 +141,13 @@ def tagged(model: BaseModel) -> Response:
     )
 
 
+def rendered(model: BaseModel) -> Response:
+    """The model as the JSON answer, the bytes FastAPI would send for it (as `tagged`), for a
+    route that renders its own answer (routing.TransactionalRoute._solved_directly); the
+    route declares the model as its response_model."""
+    return Response(model.model_dump_json().encode(), media_type="application/json")
+
+
 def check_if_match(request: Request, current: BaseModel) -> None:
     """PATCH with If-Match only applies to the representation the client last read."""
     header = request.headers.get("if-match")
