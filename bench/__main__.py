@@ -159,8 +159,8 @@ async def login_storms(server: Server, dsn: str, report: dict[str, Any]) -> None
     report["login_storm_paced_probe"] = measures.beside_ceiling(
         await measures.login_storm(server, dsn, probe_every=0.02), hashing
     )
-    # The login ceiling (bench/ceiling.py): the least a FastAPI login can do, one
-    # query and the hash, in the same storms: the ratio no login can pass here.
+    # The login ceiling (bench/ceiling.py): the least a FastAPI login can do, one query,
+    # the hash and the session kept, in the same storms: the ratio no login can pass here.
     port = free_port()
     ceiling_argv = uvicorn_argv(sys.executable, "bench.ceiling:app", port)
     with serve("ceiling", ceiling_argv, {"BENCH_CEILING_DSN": dsn}, port, "/healthz") as ceiling:
@@ -381,7 +381,8 @@ NOTES = (
     (
         ("login_ceiling_storm", "login_ceiling_storm_paced_probe"),
         "the login ceiling (bench/ceiling.py: bare FastAPI, one query, the same hash on the same"
-        " threads, nothing kept) in the same storms: {login_ceiling_storm[ratio_to_hash_ceiling]}"
+        " threads, the session kept by one insert) in the same storms:"
+        " {login_ceiling_storm[ratio_to_hash_ceiling]}"
         " of argon2id on two threads with the probe back to back,"
         " {login_ceiling_storm_paced_probe[ratio_to_hash_ceiling]} paced; its hashing threads"
         " spend {login_ceiling_storm_paced_probe[hashing_threads_cpu_ms_per_login]} ms per"
