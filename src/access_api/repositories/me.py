@@ -107,8 +107,41 @@ def _within(limit: frozenset[UUID]) -> sa.ColumnElement[bool]:
 
 
 def _count_reached(user_id: Any, root_id: Any | None) -> sa.ScalarSelect[Any]:
-    statement = _reached(user_id, root_id)
-    return statement.with_only_columns(sa.func.count(sa.distinct(_TENANT.c.id))).scalar_subquery()
+    """How many live tenants a user's live grants reach (in one tree, for a tree-bound
+    credential), read from the grants alone: a grant's tenant, and with its descendants the
+    live tenants below it (`tenants.live_descendants`), unless another live grant that
+    reaches below it already counts them. Grants held apart reach apart (one grant per
+    tenant), so the sum counts each tenant once, and costs as many rows as the user has
+    grants, whatever the size of the tree."""
+    covering = authorizations.alias("covering_grant")
+    covering_tenant = tenants.alias("covering_tenant")
+    between = tenant_closure.alias("covering_closure")
+    covered = sa.exists().where(
+        covering.c.user_id == _GRANT.c.user_id,
+        covering.c.include_descendants,
+        sa.or_(covering.c.expires_at.is_(None), covering.c.expires_at > _NOW),
+        between.c.ancestor_id == covering.c.tenant_id,
+        between.c.descendant_id == _GRANT.c.tenant_id,
+        between.c.depth > 0,
+        covering_tenant.c.id == covering.c.tenant_id,
+        covering_tenant.c.deleted_at.is_(None),
+    )
+    reached = sa.case(
+        (_GRANT.c.include_descendants, _TENANT.c.live_descendants + 1), else_=sa.literal(1)
+    )
+    statement = (
+        sa.select(sa.func.coalesce(sa.func.sum(reached), 0))
+        .select_from(_GRANT.join(_TENANT, _TENANT.c.id == _GRANT.c.tenant_id))
+        .where(
+            _GRANT.c.user_id == user_id,
+            sa.or_(_GRANT.c.expires_at.is_(None), _GRANT.c.expires_at > _NOW),
+            _TENANT.c.deleted_at.is_(None),
+            ~covered,
+        )
+    )
+    if root_id is not None:
+        statement = statement.where(_GRANT.c.root_id == root_id)
+    return statement.scalar_subquery()
 
 
 def _grant_rows() -> sa.Subquery:

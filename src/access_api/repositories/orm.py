@@ -66,6 +66,9 @@ tenants = sa.Table(
     _created(),
     _updated(),
     sa.Column("deleted_at", Timestamp(), nullable=True),
+    # How many live tenants are below this one (any depth), kept as tenants are created and
+    # deleted: GET /v1/me counts the tenants a grant reaches from it, whatever the tree's size.
+    sa.Column("live_descendants", sa.Integer(), nullable=False, server_default="0"),
     sa.CheckConstraint("kind IN ('msp', 'multi_client', 'client')", name="kind"),
     sa.CheckConstraint("status IN ('enabled', 'disabled')", name="status"),
     sa.Index(

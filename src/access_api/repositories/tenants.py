@@ -120,6 +120,13 @@ class TenantRepository:
                 for a in ancestors
             ]
         await self.session.execute(sa.insert(tenant_closure), closure)
+        above = [row["ancestor_id"] for row in closure[1:]]
+        if above:  # callers hold the tree's lock (lock_tree): no two changes race on these
+            await self.session.execute(
+                sa.update(tenants)
+                .where(tenants.c.id.in_(above))
+                .values(live_descendants=tenants.c.live_descendants + 1)
+            )
 
     async def lock_tree(self, root_id: UUID) -> None:
         """Serialize changes to a tree's access (last admin): whoever holds the root row's lock
@@ -245,6 +252,31 @@ class TenantRepository:
                 sa.or_(invitations.c.tenant_id.in_(ids), offers_nothing),
             )
             .values(status="revoked", token_hash=None, revoked_at=now, updated_at=now)
+        )
+        # Each tenant above one that goes counts it no more (read while it is still live, so a
+        # tenant already deleted is not taken off twice). Callers hold the tree's lock.
+        below = tenant_closure.alias("gone")
+        gone = tenants.alias("gone_tenant")
+        leaving = (
+            sa.select(sa.func.count())
+            .select_from(below.join(gone, gone.c.id == below.c.descendant_id))
+            .where(
+                below.c.ancestor_id == tenants.c.id,
+                below.c.depth > 0,
+                below.c.descendant_id.in_(ids),
+                gone.c.deleted_at.is_(None),
+            )
+            .scalar_subquery()
+        )
+        above = (
+            sa.select(tenant_closure.c.ancestor_id)
+            .where(tenant_closure.c.descendant_id.in_(ids), tenant_closure.c.depth > 0)
+            .scalar_subquery()
+        )
+        await self.session.execute(
+            sa.update(tenants)
+            .where(tenants.c.id.in_(above))
+            .values(live_descendants=tenants.c.live_descendants - leaving)
         )
         await self.session.execute(
             sa.update(tenants).where(tenants.c.id.in_(ids)).values(deleted_at=now, updated_at=now)
