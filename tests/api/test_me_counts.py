@@ -95,6 +95,52 @@ async def test_the_count_follows_the_tree_and_counts_each_tenant_once(
     await _kept_right(world)
 
 
+async def test_a_scoped_key_counts_what_it_reaches_within_its_tenants(
+    world: World, msp: Msp
+) -> None:
+    group = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group A")
+    east = await world.tenant(group["id"], msp.admin, name="A East")
+    west = await world.tenant(group["id"], msp.admin, name="A West")
+    other = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group B")
+    lone = await world.tenant(other["id"], msp.admin, name="B Lone")
+    await world.tenant(other["id"], msp.admin, name="B Two")
+    tech = await world.user(
+        msp.id,
+        [
+            (group["id"], ["admin"], True),
+            (east["id"], ["admin"], False),
+            (lone["id"], ["admin"], False),
+            (other["id"], ["admin"], False),
+        ],
+    )
+    admin_login = msp.admin
+    expected = {
+        # The root's inheritable grant reaches the limit tenants' subtrees, nested or not.
+        (admin_login.user_id, (group["id"],)): 3,
+        (admin_login.user_id, (group["id"], east["id"])): 3,
+        (admin_login.user_id, (east["id"], other["id"])): 4,
+        # Grants within a limit tenant: a subtree, or a tenant alone (Group B without its
+        # clients, B Lone); a grant above a limit tenant that does not inherit: nothing.
+        (tech.user_id, (group["id"], other["id"])): 5,
+        (tech.user_id, (lone["id"],)): 1,
+        (tech.user_id, (west["id"], lone["id"])): 2,
+        (tech.user_id, (msp.id,)): 5,
+    }
+    users = {admin_login.user_id: admin_login, tech.user_id: tech}
+    for (user_id, limited), count in expected.items():
+        who = users[user_id]
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/users/{user_id}/api-keys",
+            json={"name": "scoped", "tenant_ids": [str(tenant) for tenant in limited]},
+            headers=admin_login.headers,
+        )
+        assert response.status_code == 201, response.text
+        key = Login(user_id, who.email, who.password, response.json()["key"])
+        assert await _count(world, key) == count, limited
+    await _delete(world, msp, [west["id"]])
+    assert await _count(world, key) == 4
+
+
 async def test_counting_reads_no_row_per_tenant(world: World, msp: Msp) -> None:
     """The plan of GET /v1/me's statement, run for the MSP's admin in a tree of 2,000 clients:
     no step of it reads more than a few rows (before the count was kept, counting read a row

@@ -253,6 +253,38 @@ def reach_within_limit(
     return kept
 
 
+def tenants_reached_within(
+    reach: Iterable[Reach],
+    chains: Mapping[UUID, Sequence[UUID]],
+    limit: frozenset[UUID],
+    live_below: Mapping[UUID, int],
+) -> int:
+    """How many live tenants a credential scoped to some tenants reaches, without reading
+    them: each grant reaches, within each limit tenant's subtree, either a whole subtree
+    (the limit tenant's, or the grant's own when it inherits and lies below it) or its tenant
+    alone; a part inside another one's subtree is dropped, and what is left is disjoint.
+    chains: each tenant's ancestors, itself first (the limit's and the grants' tenants);
+    live_below: for each of those that is live, how many live tenants are below it."""
+    subtrees: set[UUID] = set()
+    alone: set[UUID] = set()
+    for item in reach:
+        at, inherits = item.grant.tenant_id, item.grant.include_descendants
+        for limited in limit:
+            if inherits and at in chains.get(limited, ()):
+                subtrees.add(limited)  # the limit tenant is at or below an inheritable grant
+            elif limited in chains.get(at, ()):
+                (subtrees if inherits else alone).add(at)  # the grant is within the limit
+
+    def inside(tenant: UUID, skip: int) -> bool:
+        return any(above in subtrees for above in chains.get(tenant, ())[skip:])
+
+    roots = {tenant for tenant in subtrees if not inside(tenant, 1)}
+    singles = {tenant for tenant in alone if not inside(tenant, 0)}
+    return sum(live_below[tenant] + 1 for tenant in roots if tenant in live_below) + sum(
+        1 for tenant in singles if tenant in live_below
+    )
+
+
 def require(scope: Scope, permission: str) -> None:
     if permission not in scope.permissions:
         raise Forbidden(f"this action needs the {permission} permission on {scope.tenant.name}")

@@ -300,16 +300,6 @@ class MeRepository:
             **credential(first),
         )
 
-    async def count_reached_within(
-        self, user_id: UUID, root_id: UUID | None, limit: frozenset[UUID], now: datetime
-    ) -> int:
-        """The tenants reached at or below the tenants a scoped credential is limited to."""
-        found = _reached(user_id, root_id).where(_within(limit)).distinct().subquery()
-        count = await self.session.scalar(
-            sa.select(sa.func.count()).select_from(found), {"now": now}
-        )
-        return int(count or 0)
-
     async def reachable_page(
         self,
         user_id: UUID,

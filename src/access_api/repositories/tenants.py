@@ -144,6 +144,16 @@ class TenantRepository:
         )
         return list(rows.scalars())
 
+    async def live_descendants(self, tenant_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """For each live tenant among these: how many live tenants are below it."""
+        ids = list(set(tenant_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            sa.select(tenants.c.id, tenants.c.live_descendants).where(tenants.c.id.in_(ids), _LIVE)
+        )
+        return {row.id: row.live_descendants for row in rows}
+
     async def chains(self, tenant_ids: Iterable[UUID]) -> dict[UUID, list[UUID]]:
         ids = list(set(tenant_ids))
         if not ids:

@@ -79,10 +79,11 @@ async def who_am_i(work: Work, token: str | None) -> Profile:
     caller = authenticated.caller
     grants, reached = found.reach, found.tenants_reached
     if caller.tenant_limit is not None:  # a key scoped to some tenants: those and below only
-        chains = await work.tenants.chains([*caller.tenant_limit, *(g.tenant.id for g in grants)])
+        involved = [*caller.tenant_limit, *(g.tenant.id for g in grants)]
+        chains = await work.tenants.chains(involved)
         grants = access.reach_within_limit(grants, chains, caller.tenant_limit)
-        reached = await work.myself.count_reached_within(
-            caller.user_id, caller.root_id, caller.tenant_limit, work.now
+        reached = access.tenants_reached_within(
+            grants, chains, caller.tenant_limit, await work.tenants.live_descendants(involved)
         )
     return Profile(
         authenticated=authenticated,

@@ -419,3 +419,38 @@ class TestReachWithinLimit:
         assert access.reach_within_limit(held, chains, frozenset({region})) == [above, under]
         assert access.reach_within_limit(held, chains, None) == held
         assert access.reach_within_limit(held, chains, frozenset({beside})) == [above, elsewhere]
+
+
+class TestTenantsReachedWithin:
+    """How many live tenants a scoped key reaches, from its grants and the stored counts."""
+
+    def test_counts_each_part_once_and_only_live_ones(self) -> None:
+        user, region, client, other, beside = uuid4(), uuid4(), uuid4(), uuid4(), uuid4()
+        chains = {
+            ROOT: [ROOT],
+            region: [region, ROOT],
+            client: [client, region, ROOT],
+            other: [other, region, ROOT],
+            beside: [beside, ROOT],
+        }
+        below = {ROOT: 4, region: 2, client: 0, other: 0, beside: 0}
+
+        def reach(at: UUID, inherits: bool) -> access.Reach:
+            return access.Reach(grant=grant(user, at, "admin", below=inherits), tenant=tenant(at))
+
+        def count(held: list[access.Reach], *limit: UUID, live: dict[UUID, int] = below) -> int:
+            return access.tenants_reached_within(held, chains, frozenset(limit), live)
+
+        root_down = reach(ROOT, True)
+        assert count([root_down], region) == 3
+        assert count([root_down], region, client) == 3  # the client is in the region's count
+        assert count([root_down], client, beside) == 2
+        assert count([reach(ROOT, False)], region) == 0  # above the limit, not inheriting
+        # Within the limit: a subtree, a tenant alone, and one inside a subtree counted once.
+        assert count([reach(region, False), reach(client, False)], ROOT) == 2
+        assert count([reach(region, True), reach(client, False)], ROOT) == 3
+        assert count([reach(region, True), reach(beside, False)], ROOT, region) == 4
+        # A tenant no longer live (absent from the counts) adds nothing.
+        gone = {tenant_id: n for tenant_id, n in below.items() if tenant_id != beside}
+        assert count([root_down], client, beside, live=gone) == 1
+        assert count([], region) == 0
