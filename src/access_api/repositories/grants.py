@@ -246,7 +246,13 @@ class GrantRepository:
         statement = _REACHABLE if root_id is None else _REACHABLE_IN_TREE
         parameters: dict[str, Any] = {"user_id": user_id, "root_id": root_id}
         if tenant_ids is not None:
-            statement = statement.where(tenants.c.id.in_(sa.bindparam("ids", expanding=True)))
+            # Said of the closure's descendant too: PostgreSQL does not carry an IN list across
+            # the join's equality, and without it walks every tenant below the grant (10,000
+            # below an MSP's root grant: 0.2 s for a page of 100) instead of the page's own.
+            statement = statement.where(
+                tenants.c.id.in_(sa.bindparam("ids", expanding=True)),
+                tenant_closure.c.descendant_id.in_(sa.bindparam("ids", expanding=True)),
+            )
             parameters["ids"] = list(tenant_ids)
         if root_id is None:
             del parameters["root_id"]
