@@ -56,14 +56,23 @@ async def _delete(world: World, msp: Msp, ids: list[str], *, cascade: bool = Fal
     assert response.status_code == 200, response.text
 
 
+async def _two_groups(world: World, msp: Msp) -> list[dict[str, Any]]:
+    """Group A (A East, A West) and Group B (B Lone) below the MSP."""
+    group = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group A")
+    other = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group B")
+    return [
+        group,
+        await world.tenant(group["id"], msp.admin, name="A East"),
+        await world.tenant(group["id"], msp.admin, name="A West"),
+        other,
+        await world.tenant(other["id"], msp.admin, name="B Lone"),
+    ]
+
+
 async def test_the_count_follows_the_tree_and_counts_each_tenant_once(
     world: World, msp: Msp
 ) -> None:
-    group = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group A")
-    east = await world.tenant(group["id"], msp.admin, name="A East")
-    west = await world.tenant(group["id"], msp.admin, name="A West")
-    other = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group B")
-    lone = await world.tenant(other["id"], msp.admin, name="B Lone")
+    group, east, west, other, lone = await _two_groups(world, msp)
     # A grant below one that reaches everything under Group A adds nothing to the count; one
     # on a client of Group B adds that client only.
     tech = await world.user(
@@ -98,11 +107,7 @@ async def test_the_count_follows_the_tree_and_counts_each_tenant_once(
 async def test_a_scoped_key_counts_what_it_reaches_within_its_tenants(
     world: World, msp: Msp
 ) -> None:
-    group = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group A")
-    east = await world.tenant(group["id"], msp.admin, name="A East")
-    west = await world.tenant(group["id"], msp.admin, name="A West")
-    other = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Group B")
-    lone = await world.tenant(other["id"], msp.admin, name="B Lone")
+    group, east, west, other, lone = await _two_groups(world, msp)
     await world.tenant(other["id"], msp.admin, name="B Two")
     tech = await world.user(
         msp.id,
