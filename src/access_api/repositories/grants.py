@@ -106,7 +106,9 @@ def scope_facts_statement(user_id: Any = None) -> sa.Select[Any]:
     )
 
 
-def _reachable_statement() -> sa.Select[Any]:
+def _reachable_statement(closure: Any = tenant_closure) -> sa.Select[Any]:
+    """Every live tenant a user's grants reach, with what `GrantRepository.reachable` gives of
+    each; closure: the closure rows to reach through (all of them, or some tenants')."""
     disabled = (
         sa.exists()
         .where(
@@ -120,7 +122,7 @@ def _reachable_statement() -> sa.Select[Any]:
         sa.select(
             tenants,
             disabled,
-            tenant_closure.c.depth,
+            closure.c.depth,
             authorizations.c.tenant_id.label("grant_tenant_id"),
             authorizations.c.include_descendants,
             authorizations.c.expires_at,
@@ -130,13 +132,13 @@ def _reachable_statement() -> sa.Select[Any]:
         .select_from(
             join_chain(
                 authorizations.join(
-                    tenant_closure,
+                    closure,
                     sa.and_(
-                        tenant_closure.c.ancestor_id == authorizations.c.tenant_id,
-                        sa.or_(tenant_closure.c.depth == 0, authorizations.c.include_descendants),
+                        closure.c.ancestor_id == authorizations.c.tenant_id,
+                        sa.or_(closure.c.depth == 0, authorizations.c.include_descendants),
                     ),
                 )
-                .join(tenants, tenants.c.id == tenant_closure.c.descendant_id)
+                .join(tenants, tenants.c.id == closure.c.descendant_id)
                 .join(
                     authorization_roles,
                     authorization_roles.c.authorization_id == authorizations.c.id,
@@ -153,6 +155,21 @@ def _reachable_statement() -> sa.Select[Any]:
 _SCOPE_FACTS = scope_facts_statement()
 _REACHABLE = _reachable_statement()
 _REACHABLE_IN_TREE = _REACHABLE.where(authorizations.c.root_id == sa.bindparam("root_id"))
+# Some tenants' (a page of GET /v1/me/tenants): from their own closure rows, read first. Joined
+# freely, PostgreSQL starts from the user's grant instead, its closure rows by ancestor (it
+# takes an ancestor for a handful of them: 10,000 below an MSP's root), and filters those by
+# the page: 8 ms for a page of 100 with the ids written in, 30 ms as parameters. OFFSET keeps
+# the page's rows a subquery of their own (about three per tenant, by ix_..._descendant_id).
+_PAGE_CLOSURE = (
+    sa.select(tenant_closure)
+    .where(tenant_closure.c.descendant_id.in_(sa.bindparam("ids", expanding=True)))
+    .offset(0)
+    .subquery("page_closure")
+)
+_REACHABLE_AMONG = _reachable_statement(_PAGE_CLOSURE)
+_REACHABLE_AMONG_IN_TREE = _REACHABLE_AMONG.where(
+    authorizations.c.root_id == sa.bindparam("root_id")
+)
 
 
 def scope_facts_of(user_id: UUID, rows: Sequence[Row[Any]]) -> ScopeFacts:
@@ -243,16 +260,11 @@ class GrantRepository:
         one), each with whether it is disabled from above, the grants that apply, their
         roles, and the security policies along its chain; in one query. Limited to one tree
         for tree-bound credentials, and to some tenants when tenant_ids are given."""
-        statement = _REACHABLE if root_id is None else _REACHABLE_IN_TREE
         parameters: dict[str, Any] = {"user_id": user_id, "root_id": root_id}
-        if tenant_ids is not None:
-            # Said of the closure's descendant too: PostgreSQL does not carry an IN list across
-            # the join's equality, and without it walks every tenant below the grant (10,000
-            # below an MSP's root grant: 0.2 s for a page of 100) instead of the page's own.
-            statement = statement.where(
-                tenants.c.id.in_(sa.bindparam("ids", expanding=True)),
-                tenant_closure.c.descendant_id.in_(sa.bindparam("ids", expanding=True)),
-            )
+        if tenant_ids is None:
+            statement = _REACHABLE if root_id is None else _REACHABLE_IN_TREE
+        else:
+            statement = _REACHABLE_AMONG if root_id is None else _REACHABLE_AMONG_IN_TREE
             parameters["ids"] = list(tenant_ids)
         if root_id is None:
             del parameters["root_id"]

@@ -81,7 +81,9 @@ tenants = sa.Table(
     sa.Index("ix_tenants_parent_id_name_id", "parent_id", "name", "id"),
     sa.Index("ix_tenants_parent_id_domain_prefix_id", "parent_id", "domain_prefix", "id"),
     sa.Index("ix_tenants_parent_id_created_at_id", "parent_id", "created_at", "id"),
-    sa.Index("ix_tenants_root_id", "root_id"),
+    # A tree's tenants by name: GET /v1/me/tenants walks it for a caller who reaches most of
+    # the tree (repositories/me.py); it serves a tree's tenants by root_id alone too.
+    sa.Index("ix_tenants_root_id_name_id", "root_id", "name", "id"),
 )
 
 # One row per (ancestor, descendant) pair, the tenant itself included at depth 0: reach and

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -63,14 +63,15 @@ async def fetch_page(
     after: After | None,
     limit: int,
     build: Callable[[Row[Any]], T],
+    parameters: Mapping[str, Any] | None = None,
 ) -> Page[T]:
     """Run a select one page at a time: one row more than asked tells whether there is a next
-    page, without counting anything."""
+    page, without counting anything. parameters: values for the statement's bound ones."""
     statement = statement.add_columns(key.column.label("_sort_key"), id_column.label("_sort_id"))
     if after is not None:
         statement = statement.where(_after_clause(key, id_column, descending, after))
     statement = statement.order_by(*_order(key, id_column, descending)).limit(limit + 1)
-    rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
+    rows: Sequence[Row[Any]] = (await session.execute(statement, parameters)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     next_after = (rows[-1]._sort_key, rows[-1]._sort_id) if more and rows else None
