@@ -228,6 +228,35 @@ class TestListing:
         assert "name" not in without["Resources"][0]
         assert "userName" in without["Resources"][0]
 
+    async def test_a_page_shows_each_user_as_scim2_models_renders_them(self, scene: Scene) -> None:
+        """A page asked without attributes is rendered directly (scim/app.py `_user_body`),
+        not through scim2-models: the same users as scim2-models renders them, alone and in
+        a page asked with excludedAttributes (which goes through it), for users of every
+        shape the service keeps."""
+        shapes = [
+            new_user(),
+            {k: v for k, v in new_user(active=False).items() if k != "externalId"},
+            {"schemas": [USER], "userName": f"no-mail-{secrets.token_hex(4)}"},
+            {**new_user(), "name": {"givenName": "Zoë", "familyName": "Ünal-O'Brien"}},
+            new_user(externalId='ext "quoted" ✓'),
+        ]
+        for body in shapes:
+            answer = await scene.post("/Users", body)
+            assert answer.status_code == 201, answer.text
+        page = (await scene.get("/Users", count=10)).json()
+        assert page["totalResults"] == len(shapes) == len(page["Resources"])
+        through_the_library = (
+            await scene.get("/Users", count=10, excludedAttributes="groups")
+        ).json()
+        assert page == through_the_library
+        for resource in page["Resources"]:
+            alone = await scene.get(f"/Users/{resource['id']}")
+            assert resource == alone.json()
+        shown = {r["userName"]: r for r in page["Resources"]}
+        assert "emails" not in shown[shapes[2]["userName"]]
+        assert "externalId" not in shown[shapes[1]["userName"]]
+        assert shown[shapes[3]["userName"]]["name"]["givenName"] == "Zoë"
+
 
 class TestSettings:
     async def test_provisioned_users_get_the_default_roles(self, scene: Scene) -> None:

@@ -10,13 +10,14 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
@@ -116,6 +117,36 @@ def _user(u: ScimUser, base: str) -> User[Any]:
             version=_version(u),
         ),
     )
+
+
+_USER_SCHEMAS = ("urn:ietf:params:scim:schemas:core:2.0:User",)
+_INSTANT = TypeAdapter(datetime)
+
+
+def _user_body(u: ScimUser, base: str) -> dict[str, Any]:
+    """What `_dump(_user(u, base), Context.RESOURCE_QUERY_RESPONSE)` gives, built directly:
+    for the pages of Users, 100 to a page. Through scim2-models a user costs 0.13 ms of CPU
+    (building the model with its validation, then its serializer walking each attribute), 13
+    ms a page; this, a few us. Pages asked with attributes or excludedAttributes, and single
+    users, still go through scim2-models, and a test holds the two equal
+    (`tests/api/test_scim.py`)."""
+    location = f"{base}/Users/{u.id}"
+    body: dict[str, Any] = {"schemas": list(_USER_SCHEMAS), "id": str(u.id)}
+    if u.external_id is not None:
+        body["externalId"] = u.external_id
+    body["meta"] = {
+        "resourceType": "User",
+        "created": _INSTANT.dump_python(u.created_at, mode="json"),
+        "lastModified": _INSTANT.dump_python(u.updated_at, mode="json"),
+        "location": location,
+        "version": _version(u),
+    }
+    body["userName"] = u.user_name
+    body["name"] = {"familyName": u.last_name, "givenName": u.first_name}
+    body["active"] = u.active
+    if not is_placeholder(u.email):
+        body["emails"] = [{"value": u.email}]
+    return body
 
 
 def _group(g: ScimGroup, base: str) -> Group:
@@ -378,6 +409,16 @@ def _page(
     request: Request, scope: Scope, found: scim.UserPage, start: int, parameters: Any
 ) -> ScimResponse:
     base = _base(request, scope.tenant.id)
+    if parameters is None:
+        return _listed(
+            User[Any],
+            [],
+            None,
+            total=found.total,
+            start=max(start, 1),
+            next_cursor=found.next_cursor,
+            bodies=[_user_body(u, base) for u in found.users],
+        )
     return _listed(
         User[Any],
         [_user(u, base) for u in found.users],
@@ -396,18 +437,22 @@ def _listed(
     total: int,
     start: int = 1,
     next_cursor: str | None = None,
+    bodies: list[dict[str, Any]] | None = None,
 ) -> ScimResponse:
     """A ListResponse. Each resource is dumped once, as a query response (attributes and
-    excludedAttributes applied); the envelope is dumped without them, then given them."""
+    excludedAttributes applied), unless given dumped (bodies); the envelope is dumped without
+    them, then given them."""
+    if bodies is None:
+        bodies = [_dump(r, Context.RESOURCE_QUERY_RESPONSE, parameters) for r in resources]
     page = ListResponse[kind](
         total_results=total,
         start_index=start,
-        items_per_page=len(resources),
+        items_per_page=len(bodies),
         next_cursor=next_cursor,
         resources=None,
     )
     body = _dump(page, Context.SEARCH_RESPONSE)
-    body["Resources"] = [_dump(r, Context.RESOURCE_QUERY_RESPONSE, parameters) for r in resources]
+    body["Resources"] = bodies
     return ScimResponse(body)
 
 
