@@ -22,7 +22,7 @@ from access_api.domain.invitations import Offer
 from access_api.domain.users import TwoFactor, User
 from access_api.ids import new_id
 from access_api.main import create_app
-from access_api.repositories.orm import metadata
+from access_api.repositories.orm import metadata, tenants
 from access_api.services.clock import FrozenClock
 from access_api.state import AppState
 from access_api.use_cases import Work, members
@@ -192,6 +192,31 @@ class World:
             rows = await self.connection.execute(sa.select(table).order_by(*order))
             tables[table.name] = [tuple(row) for row in rows]
         return tables
+
+    async def many_clients(self, root_id: UUID, group_id: UUID, count: int) -> None:
+        """`count` clients "Client 1" … under a multi-client group of the root, straight into
+        the tables as the tenant repository keeps them (closure rows, the counts of live
+        tenants below the group and the root), then ANALYZE. PostgreSQL only: for the plan
+        guards of trees the API would take minutes to build."""
+        await self.connection.execute(
+            sa.text(
+                "WITH new AS (SELECT gen_random_uuid() AS id, n FROM generate_series(1, :count) n),"
+                " made AS (INSERT INTO tenants (id, root_id, parent_id, kind, name, domain_prefix,"
+                "  status, created_at, updated_at)"
+                "  SELECT id, :root, :group, 'client', 'Client ' || n, 'big-' || n, 'enabled',"
+                "  now(), now() FROM new)"
+                " INSERT INTO tenant_closure (ancestor_id, descendant_id, depth)"
+                " SELECT id, id, 0 FROM new UNION ALL SELECT :group, id, 1 FROM new"
+                " UNION ALL SELECT :root, id, 2 FROM new"
+            ),
+            {"root": root_id, "group": group_id, "count": count},
+        )
+        await self.connection.execute(
+            sa.update(tenants)
+            .where(tenants.c.id.in_([root_id, group_id]))
+            .values(live_descendants=tenants.c.live_descendants + count)
+        )
+        await self.connection.execute(sa.text("ANALYZE"))
 
     async def rows(self, statement: sa.Select[Any]) -> list[Any]:
         return list((await self.connection.execute(statement)).all())

@@ -175,26 +175,7 @@ async def test_a_page_reads_its_own_rows_whatever_the_tree(world: World, msp: Ms
     if world.connection.dialect.name != "postgresql":
         pytest.skip("SQLite gives no row counts of a plan")
     group = await world.tenant(msp.id, msp.admin, kind="multi_client", name="Big group")
-    # The clients straight into the tables, as the repository keeps them (test_me_counts.py).
-    await world.connection.execute(
-        sa.text(
-            "WITH new AS (SELECT gen_random_uuid() AS id, n FROM generate_series(1, 10000) n),"
-            " made AS (INSERT INTO tenants (id, root_id, parent_id, kind, name, domain_prefix,"
-            "  status, created_at, updated_at)"
-            "  SELECT id, :root, :group, 'client', 'Client ' || n, 'big-' || n, 'enabled',"
-            "  now(), now() FROM new)"
-            " INSERT INTO tenant_closure (ancestor_id, descendant_id, depth)"
-            " SELECT id, id, 0 FROM new UNION ALL SELECT :group, id, 1 FROM new"
-            " UNION ALL SELECT :root, id, 2 FROM new"
-        ),
-        {"root": msp.id, "group": UUID(group["id"])},
-    )
-    await world.connection.execute(
-        sa.update(tenants)
-        .where(tenants.c.id.in_([msp.id, UUID(group["id"])]))
-        .values(live_descendants=tenants.c.live_descendants + 10000)
-    )
-    await world.connection.execute(sa.text("ANALYZE"))
+    await world.many_clients(msp.id, UUID(group["id"]), 10_000)
     reached, size = await _reached_and_size(world, msp.admin, msp.id)
     assert (reached, size) == (10002, 10002)
     assert tree_to_walk([(msp.id, reached, size)], 51) == msp.id
