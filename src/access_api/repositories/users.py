@@ -21,6 +21,7 @@ from access_api.domain.users import (
     User,
     email_key,
 )
+from access_api.repositories import sqlite_csv
 from access_api.repositories.dialect import insert, is_postgresql
 from access_api.repositories.members import live as live_grant
 from access_api.repositories.members import reaching, visible
@@ -53,72 +54,6 @@ def _neutralized(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.case(
         (sa.func.left(column, 1).in_(FORMULA_STARTS), sa.literal("'") + column), else_=column
     )
-
-
-def _sqlite_neutralized(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    return sa.case(
-        (sa.func.substr(column, 1, 1).in_(FORMULA_STARTS), sa.literal("'") + column),
-        else_=sa.type_coerce(column, sa.String),
-    )
-
-
-def _sqlite_uuid_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """SQLite keeps a UUID as 32 lowercase hex digits (uuid.hex, which every lookup compares
-    with): put the dashes back, as str(UUID) does."""
-    raw = sa.type_coerce(column, sa.String)
-    parts = [sa.func.substr(raw, start, length) for start, length in _UUID_GROUPS]
-    text: sa.ColumnElement[Any] = parts[0]
-    for part in parts[1:]:
-        text = text + "-" + part
-    return sa.type_coerce(text, sa.String)
-
-
-_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
-
-
-def _sqlite_utc_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """SQLite keeps a UTC time as 'YYYY-MM-DD HH:MM:SS.ffffff' (microseconds always): that is
-    EXPORT_TIME_FORMAT with a T and the offset."""
-    raw = sa.type_coerce(column, sa.String)
-    return sa.type_coerce(sa.func.replace(raw, " ", "T") + "+00:00", sa.String)
-
-
-def _line(before: str, keys: str, after: str) -> str:
-    """One CSV line from SQLite's parts: the role keys (slugs, never quoted) come from
-    group_concat, in no defined order and joined by commas; COPY's are sorted, by ';'."""
-    if "," in keys:
-        keys = ";".join(sorted(keys.split(",")))
-    return f"{before}{keys}{after}"
-
-
-def _sqlite_csv_text(column: sa.ColumnElement[Any], *, alone: bool) -> sa.ColumnElement[Any]:
-    """Text a person typed as one cell with COPY's CSV rules: neutralized (see _neutralized);
-    quoted when empty (not NULL), when it holds a comma, a quote, CR or LF (quotes doubled),
-    or when it is \\. alone on its line. One CASE over the stored text."""
-    raw = sa.type_coerce(column, sa.String)
-    needs: sa.ColumnElement[Any] = raw.op("GLOB")(sa.literal('*[,"\r\n]*'))
-    if alone:
-        needs = sa.or_(needs, raw == "\\.")
-    return sa.type_coerce(
-        sa.case(
-            (raw == "", sa.literal('""')),
-            (needs, sa.literal('"') + _sqlite_neutralized(sa.func.replace(raw, '"', '""')) + '"'),
-            else_=_sqlite_neutralized(raw),
-        ),
-        sa.String,
-    )
-
-
-def _sqlite_joined(
-    cells: Sequence[sa.ColumnElement[Any]], *, lead: bool = False, trail: bool = False
-) -> sa.ColumnElement[Any]:
-    """Cells joined by commas; with a comma before (lead) or after (trail) them if any."""
-    if not cells:
-        return sa.literal("")
-    text = cells[0] if not lead else sa.literal(",") + cells[0]
-    for cell in cells[1:]:
-        text = text + "," + cell
-    return sa.type_coerce(text + "," if trail else text, sa.String)
 
 
 def _utc_text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -359,31 +294,20 @@ class UserRepository:
                 async for chunk in copied:
                     yield chunk
             return
-        # SQLite renders each line itself, with COPY's CSV rules, from the stored text: no
-        # UUID or datetime object is built again per row, and the rows reach Python as one
-        # or three strings, not nine. Only roles are finished here (sorted: see _line).
-        alone = len(columns) == 1
+        # SQLite's cells leave the database as they are stored (text, no UUID or datetime
+        # built per row) and sqlite_csv writes the lines, with COPY's rules.
         cells = {
-            "user_id": _sqlite_uuid_text(fields["id"]),
-            "email": _sqlite_csv_text(fields["email"], alone=alone),
-            "first_name": _sqlite_csv_text(fields["first_name"], alone=alone),
-            "last_name": _sqlite_csv_text(fields["last_name"], alone=alone),
-            "roles": sa.func.coalesce(fields["role_keys"], ""),
-            "two_factor": sa.type_coerce(fields["two_factor"], sa.String),
+            "user_id": sa.type_coerce(fields["id"], sa.String),
+            "email": fields["email"],
+            "first_name": fields["first_name"],
+            "last_name": fields["last_name"],
+            "roles": fields["role_keys"],
+            "two_factor": fields["two_factor"],
             "status": sa.case((fields["active"], "active"), else_="no_access"),
-            "created_at": _sqlite_utc_text(fields["created_at"]),
-            "last_login_at": sa.func.coalesce(_sqlite_utc_text(fields["last_login_at"]), ""),
+            "created_at": sa.type_coerce(fields["created_at"], sa.String),
+            "last_login_at": sa.type_coerce(fields["last_login_at"], sa.String),
         }
-        if "roles" in columns:
-            at = columns.index("roles")
-            parts = [
-                _sqlite_joined([cells[c] for c in columns[:at]], trail=True),
-                cells["roles"],
-                _sqlite_joined([cells[c] for c in columns[at + 1 :]], lead=True),
-            ]
-        else:
-            parts = [_sqlite_joined([cells[c] for c in columns])]
-        query = statement.with_only_columns(*(p.label(f"part{n}") for n, p in enumerate(parts)))
+        query = statement.with_only_columns(*(cells[c].label(c) for c in columns))
         async with contextlib.aclosing(self._sqlite_csv(query, columns, batch)) as lines:
             async for chunk in lines:
                 yield chunk
@@ -391,8 +315,8 @@ class UserRepository:
     async def _sqlite_csv(
         self, query: sa.Select[Any], columns: Sequence[str], batch: int
     ) -> AsyncGenerator[bytes, None]:
-        """Straight from the driver's cursor, in batches: every line is text already, so
-        SQLAlchemy's rows would add nothing but their cost."""
+        """Straight from the driver's cursor, in batches: SQLAlchemy's rows would add nothing
+        but their cost."""
         # Every literal here is a UUID, a time or a constant of ours: no caller text.
         sql = str(
             query.compile(
@@ -403,17 +327,25 @@ class UserRepository:
         driver = (await connection.get_raw_connection()).driver_connection
         if driver is None:
             raise RuntimeError("the export's connection is closed")
+        lines_of = sqlite_csv.lines_for(columns)
         cursor = await driver.execute(sql)
+        # The next batch is asked for before this one is written: the driver's thread steps
+        # SQLite (without the GIL) while the event loop writes lines.
+        ahead: asyncio.Future[Any] | None = None
         try:
             yield (",".join(columns) + "\n").encode()  # names of ours: nothing to quote
-            while partition := await cursor.fetchmany(batch):
-                if "roles" in columns:
-                    lines = [_line(*row) for row in partition]
-                else:
-                    lines = [row[0] for row in partition]
+            ahead = asyncio.ensure_future(cursor.fetchmany(batch))
+            while partition := await ahead:
+                ahead = asyncio.ensure_future(cursor.fetchmany(batch))
+                lines = lines_of(partition)
                 lines.append("")
                 yield "\n".join(lines).encode()
         finally:
+            if ahead is not None and not ahead.done():
+                # Left early: the batch asked for is finished and dropped before the cursor
+                # closes (the driver runs one call at a time, in order).
+                with contextlib.suppress(Exception):
+                    await ahead
             await cursor.close()
 
     async def _copy_csv(
