@@ -329,23 +329,13 @@ class UserRepository:
             raise RuntimeError("the export's connection is closed")
         lines_of = sqlite_csv.lines_for(columns)
         cursor = await driver.execute(sql)
-        # The next batch is asked for before this one is written: the driver's thread steps
-        # SQLite (without the GIL) while the event loop writes lines.
-        ahead: asyncio.Future[Any] | None = None
         try:
             yield (",".join(columns) + "\n").encode()  # names of ours: nothing to quote
-            ahead = asyncio.ensure_future(cursor.fetchmany(batch))
-            while partition := await ahead:
-                ahead = asyncio.ensure_future(cursor.fetchmany(batch))
+            while partition := await cursor.fetchmany(batch):
                 lines = lines_of(partition)
                 lines.append("")
                 yield "\n".join(lines).encode()
         finally:
-            if ahead is not None and not ahead.done():
-                # Left early: the batch asked for is finished and dropped before the cursor
-                # closes (the driver runs one call at a time, in order).
-                with contextlib.suppress(Exception):
-                    await ahead
             await cursor.close()
 
     async def _copy_csv(
