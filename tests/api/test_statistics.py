@@ -122,6 +122,27 @@ async def test_an_import_makes_them_stale_and_a_refresh_fresh(live_database: str
 
 
 @pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
+async def test_a_first_directory_of_a_thousand_makes_them_stale(live_database: str) -> None:
+    """An identity provider's first sync into a new database: about a thousand users where
+    the statistics saw one. Planned on the near-empty database's statistics, a SCIM page of
+    100 of 999 users cost 31.6 ms of server CPU, 15.9 with fresh ones (bench helpers, once)."""
+    async with live_client(live_database) as client:
+        database = state_of(client).database
+        root, _ = await live_msp(client, "first-sync")
+        await analyzed_at_startup(database)
+        await database.refresh_statistics()  # the MSP's admin alone
+        writer = database.engine.execution_options(sqlite_begin="IMMEDIATE")
+        async with writer.begin() as connection:
+            await add_users(connection, root, root, 998, SystemClock().now())
+        assert await database.statistics_stale()
+        await database.refresh_statistics()
+        assert await _users_analyzed(database) == 999
+        async with writer.begin() as connection:
+            await add_users(connection, root, root, 99, SystemClock().now(), prefix="few")
+        assert not await database.statistics_stale()  # within the drift allowed
+
+
+@pytest.mark.parametrize("live_database", ["sqlite"], indirect=True)
 async def test_the_server_refreshes_stale_ones_before_the_hour_is_up(
     live_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
