@@ -6,12 +6,17 @@ long as it likes. Here each request must arrive whole within `read_timeout` seco
 first byte (of the connection, for the first one); past that it is answered 408 when nothing
 has reached the app yet, and the connection is closed either way (the app then sees the client
 gone).
+
+Each connection's writes within one turn of the event loop leave in one `send`: uvicorn writes
+a response's head and its body separately, two system calls and two TCP segments for the
+smallest answer (the head's write alone was 7.6% of a read's samples under load, the body's
+3.2%). The turn's writes are joined and written when it ends, or before the connection closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -27,6 +32,37 @@ TIMEOUT_RESPONSE = (
     b"Connection: close\r\n"
     b"Content-Length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
 )
+
+
+class CoalescingTransport:
+    """A connection's transport whose writes made in one turn of the loop go out as one."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is None:
+            self._held = [bytes(data)]
+            self._loop.call_soon(self.flush)
+        else:
+            self._held.append(bytes(data))
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (is_closing, get_extra_info, pause_reading, ...) as the transport.
+        return getattr(self._transport, name)
 
 
 class ReadDeadlineProtocol(HttpToolsProtocol):
@@ -54,7 +90,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
+        coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(cast(asyncio.Transport, coalescing))
         self._arm()
 
     def data_received(self, data: bytes) -> None:
