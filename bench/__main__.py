@@ -56,10 +56,17 @@ ALL = (
 SMALL = 1_000
 
 
+def ours_argv(port: int) -> list[str]:
+    """Our server as it ships (`access-api serve`, the Dockerfile's command): its HTTP
+    protocol (a read deadline, a response's writes joined), no proxy headers believed and no
+    Server header, rather than uvicorn's defaults."""
+    return [sys.executable, "-m", "access_api.cli", "serve", "--host", "127.0.0.1",
+            "--port", str(port)]  # fmt: skip
+
+
 def ours(url: str) -> Any:
     port = free_port()
-    argv = uvicorn_argv(sys.executable, "access_api.main:create_app", port, factory=True)
-    return serve("access-api", argv, env_for(url), port, "/readyz")
+    return serve("access-api", ours_argv(port), env_for(url), port, "/readyz")
 
 
 async def decisions(url: str, dsn: str, msp: Msp, report: dict[str, Any]) -> None:
@@ -134,9 +141,7 @@ async def postgres_suite(args: argparse.Namespace, report: dict[str, Any]) -> No
                 # process (each mail a claim and a mark, in transactions of their own).
                 quiet_env = {**env_for(url), "ACCESS_API_MAIL_DISPATCHER": "false"}
                 port = free_port()
-                argv = uvicorn_argv(
-                    sys.executable, "access_api.main:create_app", port, factory=True
-                )
+                argv = ours_argv(port)
                 with serve("access-api-no-dispatcher", argv, quiet_env, port, "/readyz") as quiet:
                     report["bulk_invitation_without_dispatcher"] = await measures.bulk_invitation(
                         quiet, msp, label="quiet"
@@ -218,8 +223,7 @@ async def _count_round_trips(
 
     port = free_port()
     env = {**env_for(through(url)), "ACCESS_API_MAIL_DISPATCHER": "false"}
-    argv = uvicorn_argv(sys.executable, "access_api.main:create_app", port, factory=True)
-    with serve("access-api-counted", argv, env, port, "/readyz") as counted:
+    with serve("access-api-counted", ours_argv(port), env, port, "/readyz") as counted:
         async with httpx.AsyncClient(base_url=counted.base_url, timeout=30) as client:
             for route in routes:
                 await count(client, *route)

@@ -41,6 +41,9 @@ def env_for(url: str) -> dict[str, str]:
         "ACCESS_API_DATABASE_URL": url,
         "ACCESS_API_SECRET_KEY": SECRET,
         "ACCESS_API_PUBLIC_URL": "http://127.0.0.1",
+        # No access line per request: the ceiling and the peer run with uvicorn's
+        # --no-access-log. An operator gets the same with this setting.
+        "ACCESS_API_LOG_LEVEL": "WARNING",
     }
 
 
