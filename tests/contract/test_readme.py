@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from tests.processes import cli_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "readme walkthrough password"
@@ -20,13 +19,6 @@ def walkthrough() -> str:
     match = re.search(r"<!-- walkthrough[^>]*-->\s*```sh\n(.*?)```", text, re.DOTALL)
     assert match, "README.md lost its walkthrough block"
     return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +34,6 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 
 
 def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
-    port = free_port()
     env = {
         **os.environ,
         "ACCESS_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'access-api.db'}",
@@ -63,22 +54,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     )  # fmt: skip
     assert "already exists" in again.stdout
     assert "nothing changed" in again.stdout
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "access_api.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+    with cli_server(env, cwd=tmp_path) as port:
         script = walkthrough().replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
         # Twice: a reader who runs it again must get the same story, not a broken one.
         result, again_run = (
@@ -92,9 +68,6 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             )
             for _ in range(2)
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     for run in (result, again_run):
         assert run.returncode == 0, run.stderr
         assert '"name":"Acme Dental"' in run.stdout

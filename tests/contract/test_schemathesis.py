@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from tests.contract.test_readme import cli, free_port
+from tests.contract.test_readme import cli
+from tests.processes import cli_server
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -64,24 +64,8 @@ def test_every_operation_keeps_the_contract(tmp_path: Path) -> None:
         "--admin-email", "admin@st.example.com", "--admin-password-file", "password",
         env=env, cwd=tmp_path,
     )  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "access_api.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+    with cli_server(env, cwd=tmp_path) as port:
+        base = f"http://127.0.0.1:{port}"
         # Logging out ends the session the rest of the run uses: it gets a session of its own.
         everything = schemathesis(
             f"{base}/openapi.json", "--exclude-path", "/v1/auth/logout",
@@ -91,8 +75,5 @@ def test_every_operation_keeps_the_contract(tmp_path: Path) -> None:
             f"{base}/openapi.json", "--include-path", "/v1/auth/logout",
             "--header", f"Authorization: Bearer {login(base)}", cwd=tmp_path,
         )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     assert everything.returncode == 0, everything.stdout[-20000:]
     assert logout.returncode == 0, logout.stdout[-20000:]

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.contract.test_readme import cli, free_port
+from tests.contract.test_readme import cli
+from tests.processes import cli_server
 
 
 @pytest.fixture(scope="module")
@@ -26,25 +23,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         "ACCESS_API_REQUEST_READ_TIMEOUT_SECONDS": "1",
     }
     cli("migrate", env=env, cwd=directory)
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "access_api.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=Path(directory),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                break
-        except OSError:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    with cli_server(env, cwd=directory) as port:
+        yield port
 
 
 def answer(sock: socket.socket) -> bytes:
