@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.processes import cli_server
+from tests.processes import cli, cli_server
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "readme walkthrough password"
@@ -19,18 +18,6 @@ def walkthrough() -> str:
     match = re.search(r"<!-- walkthrough[^>]*-->\s*```sh\n(.*?)```", text, re.DOTALL)
     assert match, "README.md lost its walkthrough block"
     return match.group(1)
-
-
-def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-m", "access_api.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
 
 
 def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:

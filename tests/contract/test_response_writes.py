@@ -6,7 +6,6 @@ connection to `access-api serve`, by the kernel's count of the segments with dat
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import sys
@@ -16,8 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.test_readme import cli
-from tests.processes import cli_server
+from tests.processes import sqlite_cli_server
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="TCP_INFO's segment counts are Linux's"
@@ -28,14 +26,7 @@ _DATA_SEGS_IN = 152  # offset of tcpi_data_segs_in in struct tcp_info (Linux 4.6
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    directory = tmp_path_factory.mktemp("writes")
-    env = {
-        **os.environ,
-        "ACCESS_API_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'writes.db'}",
-        "ACCESS_API_SECRET_KEY_FILE": str(directory / "secret"),
-    }
-    cli("migrate", env=env, cwd=directory)
-    with cli_server(env, cwd=directory) as port:
+    with sqlite_cli_server(tmp_path_factory.mktemp("writes")) as port:
         yield port
 
 

@@ -12,8 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.contract.test_readme import cli
-from tests.processes import cli_server
+from tests.processes import cli, cli_server
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.contract.test_readme import cli
-from tests.processes import cli_server
+from tests.processes import sqlite_cli_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    directory = tmp_path_factory.mktemp("slow")
-    env = {
-        **os.environ,
-        "ACCESS_API_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'slow.db'}",
-        "ACCESS_API_SECRET_KEY_FILE": str(directory / "secret"),
-        "ACCESS_API_REQUEST_READ_TIMEOUT_SECONDS": "1",
-    }
-    cli("migrate", env=env, cwd=directory)
-    with cli_server(env, cwd=directory) as port:
+    with sqlite_cli_server(
+        tmp_path_factory.mktemp("slow"), request_read_timeout_seconds="1"
+    ) as port:
         yield port
 
 
