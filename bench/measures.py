@@ -48,6 +48,58 @@ async def throughput(server: Server, path: str, headers: dict[str, str]) -> dict
     }
 
 
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+async def in_turn(
+    ceiling: Server,
+    ceiling_path: str,
+    routes: dict[str, tuple[Server, str, dict[str, str]]],
+    rounds: int = ROUNDS,
+) -> dict[str, dict[str, Any]]:
+    """The ceiling and each of our routes measured in turn, `rounds` times over (ceiling,
+    route, route, ceiling, route, route, ...), so each ratio is taken between measures seconds
+    apart rather than one measure of each a minute apart: on a shared machine, whose speed
+    drifts by a tenth or more within a minute, a single pair measures the drift as much as
+    the code. Each figure is the median of its rounds, each ratio the median of the rounds'
+    ratios; every round's requests per second are kept."""
+    runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], **{name: [] for name in routes}}
+    for _ in range(rounds):
+        runs["ceiling"].append(await throughput(ceiling, ceiling_path, {}))
+        for name, (server, path, headers) in routes.items():
+            runs[name].append(await throughput(server, path, headers))
+    figures = {name: _median_of(loads) for name, loads in runs.items()}
+    for name in routes:
+        pairs = list(zip(runs["ceiling"], runs[name], strict=True))
+        figures[name]["ratio_to_ceiling"] = ratio(
+            statistics.median(ours["rps"] / theirs["rps"] for theirs, ours in pairs), 1
+        )
+        figures[name]["cpu_ratio_to_ceiling"] = ratio(
+            statistics.median(
+                theirs["cpu_ms_per_request"] / ours["cpu_ms_per_request"] for theirs, ours in pairs
+            ),
+            1,
+        )
+    return figures
+
+
+def _median_of(loads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one throughput measure as one: medians, the largest RSS, the sums of counts."""
+    return {
+        "rounds": len(loads),
+        "rounds_rps": [load["rps"] for load in loads],
+        "requests": sum(load["requests"] for load in loads),
+        "seconds": round(sum(load["seconds"] for load in loads), 2),
+        **{
+            key: round(statistics.median(load[key] for load in loads), 3)
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+        },
+        "non_2xx": sum(load["non_2xx"] for load in loads),
+        "errors": sum(load["errors"] for load in loads),
+        "rss_max_mb": max(load["rss_max_mb"] for load in loads),
+    }
+
+
 async def paced(
     server: Server, path: str, headers: dict[str, str], every: float = 0.024, seconds: float = 6
 ) -> dict[str, Any]:
