@@ -130,7 +130,9 @@ class SmtpServer:
 
     def start(self) -> None:
         if self._controller is None:
-            controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+            controller = Controller(
+                self.inbox, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+            )
             controller.start()
             self._controller = controller
 

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,7 @@ class TestLease:
         entered = asyncio.Event()
 
         class Stuck(ConsoleTransport):
-            async def send(self, message: EmailMessage) -> None:
+            async def send(self, message: Message) -> None:
                 entered.set()
                 await asyncio.Event().wait()
 
@@ -229,6 +229,28 @@ class TestMessages:
         assert "Tom &amp; &lt;b&gt;Jerry&lt;/b&gt;" in html
         assert "<b>Jerry" not in html
         assert f'<a href="{PUBLIC_URL}/accept-invitation?token={token}">' in html
+
+    async def test_names_and_addresses_in_other_scripts_arrive_as_written(
+        self, world: World, msp: Msp, smtp: SmtpServer
+    ) -> None:
+        response = await world.client.post(
+            f"/v1/tenants/{msp.id}/clients",
+            json={"kind": "client", "name": "Zürich Süd 東京", "domain_prefix": "zurich"},
+            headers=msp.admin.headers,
+        )
+        assert response.status_code == 201, response.text
+        client_id = response.json()["id"]
+        # An ASCII address (the usual message), then one that needs SMTPUTF8.
+        await invite(world.client, client_id, msp.admin.headers, "ada@example.com")
+        await invite(world.client, client_id, msp.admin.headers, "jürgen@müller.example")
+        assert (await world.state.dispatcher.deliver_due()).sent == 2
+        mails = {str(mail["To"]): mail for mail in smtp.inbox.take()}
+        assert set(mails) == {"ada@example.com", "jürgen@müller.example"}
+        for mail in mails.values():
+            assert mail["Subject"].strip() == "Admin Northwind MSP invited you to Zürich Süd 東京"
+            assert "invited you to join Zürich Süd 東京." in plain_text(mail)
+            assert "<strong>Zürich Süd 東京</strong>" in html_text(mail)
+            accept_token(mail)  # the link line, whole
 
     async def test_without_smtp_the_message_and_its_link_go_to_the_log(
         self, world: World, msp: Msp, caplog: pytest.LogCaptureFixture
