@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 
 SETTLE_SECONDS = 0.01
 
@@ -25,6 +27,7 @@ class Traffic:
         self.in_flight = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._quiet_since = -math.inf  # monotonic time the last request ended (none yet)
 
     def started(self) -> None:
         self.in_flight += 1
@@ -34,24 +37,26 @@ class Traffic:
     def ended(self) -> None:
         self.in_flight -= 1
         if self.in_flight == 0:
+            self._quiet_since = time.monotonic()
             self._quiet.set()
 
     async def quiet(self, within: float, settle: float = SETTLE_SECONDS) -> bool:
         """Wait until no request has been in flight for `settle` seconds (a client sending
         requests back to back leaves gaps of a millisecond or two between them, which are not
-        quiet), or `within` seconds in all, whichever comes first; True when it is quiet."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+        quiet), or `within` seconds in all, whichever comes first; True when it is quiet. An
+        idle server is quiet at once: a batch of mail is not paced when nobody is waiting."""
+        deadline = time.monotonic() + within
         while True:
             if self.in_flight:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout(deadline - time.monotonic()):
                         await self._quiet.wait()
                 if self.in_flight:
                     return False  # the bound ran out
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return self.in_flight == 0
-            await asyncio.sleep(min(settle, remaining))
-            if self.in_flight == 0:
+            now = time.monotonic()
+            idle = now - self._quiet_since
+            if idle >= settle:
                 return True
+            if now >= deadline:
+                return False
+            await asyncio.sleep(min(settle - idle, deadline - now))
