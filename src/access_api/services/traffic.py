@@ -1,7 +1,7 @@
 """Requests in flight in this process, so background work (outbox delivery) gives way to them.
 
 The server delivers mail and webhooks from its own event loop. A delivery is CPU in Python
-(claim, unseal, render, hand over, mark: 2-3 ms of CPU for a mail), and the loop runs it
+(claim, unseal, render, hand over, mark: each a part of a millisecond), and the loop runs it
 whenever a request waits on the database: every delivery made during a request lengthens that
 request. A dispatcher therefore waits for a quiet moment (no request in flight for 10 ms)
 before taking the next message, but never longer than its give-way bound: under constant load
