@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
 
 from access_api.services.traffic import Traffic
 
@@ -19,17 +23,15 @@ async def timed(traffic: Traffic, within: float) -> tuple[bool, float]:
     return quiet, time.monotonic() - started
 
 
-async def test_a_server_that_never_had_a_request_is_quiet_at_once() -> None:
-    quiet, waited = await timed(Traffic(), within=5)
-    assert quiet
-    assert waited < SETTLE
-
-
-async def test_a_server_idle_for_longer_than_the_settle_time_is_quiet_at_once() -> None:
+@pytest.mark.parametrize("idle_for", [None, SETTLE * 1.5], ids=["no request yet", "idle"])
+async def test_a_server_without_a_request_for_the_settle_time_is_quiet_at_once(
+    idle_for: float | None,
+) -> None:
     traffic = Traffic()
-    traffic.started()
-    traffic.ended()
-    await asyncio.sleep(SETTLE * 1.5)
+    if idle_for is not None:
+        traffic.started()
+        traffic.ended()
+        await asyncio.sleep(idle_for)
     quiet, waited = await timed(traffic, within=5)
     assert quiet
     assert waited < SETTLE
@@ -44,6 +46,17 @@ async def test_a_request_that_just_ended_makes_it_wait_out_the_settle_time() -> 
     assert SETTLE * 0.9 <= waited < 5
 
 
+async def quiet_beside(
+    traffic: Traffic, requests: Callable[[], Coroutine[Any, Any, None]]
+) -> float:
+    """How long a dispatcher waited for a quiet moment while `requests` came and went."""
+    meanwhile = asyncio.create_task(requests())
+    quiet, waited = await timed(traffic, within=5)
+    await meanwhile
+    assert quiet
+    return waited
+
+
 async def test_a_request_in_flight_is_waited_for_then_the_settle_time_after_it() -> None:
     traffic = Traffic()
     traffic.started()
@@ -52,11 +65,7 @@ async def test_a_request_in_flight_is_waited_for_then_the_settle_time_after_it()
         await asyncio.sleep(0.1)
         traffic.ended()
 
-    ending = asyncio.create_task(end_later())
-    quiet, waited = await timed(traffic, within=5)
-    await ending
-    assert quiet
-    assert 0.1 + SETTLE * 0.9 <= waited < 5
+    assert 0.1 + SETTLE * 0.9 <= await quiet_beside(traffic, end_later) < 5
 
 
 async def test_a_request_starting_during_the_settle_time_restarts_the_wait() -> None:
@@ -70,11 +79,7 @@ async def test_a_request_starting_during_the_settle_time_restarts_the_wait() -> 
         await asyncio.sleep(0.1)
         traffic.ended()
 
-    request = asyncio.create_task(another())
-    quiet, waited = await timed(traffic, within=5)
-    await request
-    assert quiet
-    assert SETTLE / 2 + 0.1 + SETTLE * 0.9 <= waited < 5
+    assert SETTLE / 2 + 0.1 + SETTLE * 0.9 <= await quiet_beside(traffic, another) < 5
 
 
 async def test_constant_traffic_gives_up_at_the_bound() -> None:
