@@ -22,9 +22,11 @@ transaction pooler, or on SQLite, the statement runs through SQLAlchemy as any o
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -47,6 +49,8 @@ class _Compiled:
     # The columns whose values SQLAlchemy's types process (by position, with the processor);
     # the others are taken as asyncpg decoded them.
     results: tuple[tuple[int, str, Callable[[Any], Any]], ...]
+    # The columns asyncpg decodes into lists or dicts (JSON, arrays), by position.
+    nested: tuple[int, ...]
 
 
 class _Row:
@@ -61,6 +65,84 @@ class _Row:
 
 
 _Statement = sa.Select[Any] | sa.Insert | sa.Update | sa.Delete
+
+T = TypeVar("T")
+
+
+class Made(Generic[T]):
+    """What a pure function makes of a statement's rows, remembered by the rows' values as
+    asyncpg decoded them, for the reads that run on every call and whose rows rarely change
+    between two calls (a credential and its scope: the same key in the same tenant).
+
+    The statement still runs every time: only the turning of the same values into the same
+    domain objects is saved (SQLAlchemy's processors, the mappings, the objects), which is
+    most of what a permission decision costs in Python. `make` must depend on the rows alone,
+    and what it makes must be immutable: it is shared by every call that read the same rows.
+
+    Memory is bounded by rows, not calls: the least recently used go first beyond `budget`
+    rows in all (a row and what it makes: a few kB), and what more than `most` rows make is
+    not remembered (a user with grants on hundreds of tenants: the reading costs more than
+    the making there)."""
+
+    def __init__(
+        self, make: Callable[[Sequence[Any]], T], *, budget: int = 1024, most: int = 32
+    ) -> None:
+        self.make = make
+        self.budget = budget
+        self.most = most
+        self.rows = 0  # the rows of everything remembered
+        self._made: OrderedDict[tuple[Any, ...], tuple[T, int]] = OrderedDict()
+
+    def of(self, key: tuple[Any, ...] | None, rows: Callable[[], Sequence[Any]]) -> T:
+        """What make made of the rows read under key (None: nothing to remember them by)."""
+        if key is None or len(key) > self.most:
+            return self.make(rows())
+        try:
+            made, _ = self._made[key]
+        except KeyError:
+            made = self.make(rows())
+            self._made[key] = (made, len(key) or 1)
+            self.rows += len(key) or 1
+            while self.rows > self.budget:
+                _, (_, count) = self._made.popitem(last=False)
+                self.rows -= count
+            return made
+        self._made.move_to_end(key)
+        return made
+
+
+# Tags no JSON value can be equal to: a list of strings and any other JSON value, as keys.
+_STRINGS = object()
+_JSON = object()
+
+
+def _frozen(value: Any) -> tuple[Any, ...]:
+    """A JSON value as asyncpg decoded it (a list, a dict), hashable and equal only to the
+    same value: 1, 1.0 and true are equal in Python, not in JSON's text."""
+    if type(value) is list and all(type(item) is str for item in value):
+        return (_STRINGS, *value)
+    return (_JSON, json.dumps(value, sort_keys=True))
+
+
+def _key(nested: tuple[int, ...], records: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The records' values as one hashable key; None if one cannot be hashed."""
+    if not nested:
+        key = tuple(records)
+    else:
+        rows = []
+        for record in records:
+            values = list(record.values())
+            for position in nested:
+                value = values[position]
+                if value is not None:
+                    values[position] = _frozen(value)
+            rows.append(tuple(values))
+        key = tuple(rows)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class FastRead:
@@ -92,26 +174,45 @@ class FastRead:
                 for position, column in enumerate(compiled._result_columns)
                 if (process := column[3]._cached_result_processor(dialect, None)) is not None
             ),
+            nested=tuple(
+                position
+                for position, column in enumerate(compiled._result_columns)
+                if isinstance(column[3].dialect_impl(dialect), sa.JSON | sa.ARRAY)
+            ),
         )
 
     async def rows(self, session: AsyncSession, parameters: Mapping[str, Any]) -> Sequence[Any]:
         """The statement's rows (attributes by column key, and `_mapping`)."""
+        rows: Sequence[Any] = await self._run(session, parameters, None)
+        return rows
+
+    async def made(self, session: AsyncSession, parameters: Mapping[str, Any], made: Made[T]) -> T:
+        """What `made` makes of the statement's rows, remembered where the statement ran on
+        asyncpg directly."""
+        result: T = await self._run(session, parameters, made)
+        return result
+
+    async def _run(
+        self, session: AsyncSession, parameters: Mapping[str, Any], made: Made[Any] | None
+    ) -> Any:
         own = session.sync_session
         engine = own.bind
         if isinstance(engine, Engine) and _autocommit(engine) and not own.in_transaction():
             # Nothing of the session's yet: a pooled connection of our own for this one
             # statement, given back at once (no Session transaction, no Connection around it).
-            return await self._on_pooled(engine, parameters)
+            return await self._on_pooled(engine, parameters, made)
         connection = await session.connection()
         if not _autocommit(connection.sync_connection):  # type: ignore[arg-type]
             executed = await session.execute(self.statement, parameters)
             result: Sequence[Any] = executed.all() if self.returns_rows else []
-            return result
+            return result if made is None else made.make(result)
         raw = await connection.get_raw_connection()
         handle = connection.sync_connection._handle_dbapi_exception  # type: ignore[union-attr]
-        return await self._fetch(connection.dialect, raw, parameters, handle)
+        return await self._fetch(connection.dialect, raw, parameters, handle, made)
 
-    async def _on_pooled(self, engine: Engine, parameters: Mapping[str, Any]) -> Sequence[Any]:
+    async def _on_pooled(
+        self, engine: Engine, parameters: Mapping[str, Any], made: Made[Any] | None
+    ) -> Any:
         raw = _checkout_idle(engine)
         if raw is None:
             raw = await greenlet_spawn(_checkout, engine)
@@ -122,6 +223,7 @@ class FastRead:
                 parameters,
                 # On failure only: a Connection over it, to handle the error as its own.
                 lambda *error: Connection(engine, raw)._handle_dbapi_exception(*error),
+                made,
             )
         finally:
             if raw.is_valid:  # an invalidated one went back to the pool as it was invalidated
@@ -133,7 +235,8 @@ class FastRead:
         raw: PoolProxiedConnection,
         parameters: Mapping[str, Any],
         handle: _Handler,
-    ) -> Sequence[Any]:
+        made: Made[Any] | None,
+    ) -> Any:
         compiled = self._compiled
         if compiled is None:
             compiled = self._compiled = self._compile(dialect)
@@ -148,14 +251,21 @@ class FastRead:
         except Exception as error:
             await greenlet_spawn(_raise_as_sqlalchemy, handle, raw, compiled.sql, arguments, error)
             raise
-        found = []
-        keys, processed = compiled.keys, compiled.results
-        for record in records:
-            mapping = dict(zip(keys, record.values(), strict=True))
-            for position, key, process in processed:
-                mapping[key] = process(record[position])
-            found.append(_Row(mapping))
-        return found
+        if made is not None:
+            return made.of(_key(compiled.nested, records), lambda: _rows(compiled, records))
+        return _rows(compiled, records)
+
+
+def _rows(compiled: _Compiled, records: Sequence[Any]) -> list[_Row]:
+    """Records as SQLAlchemy would give their rows: its types' processors applied."""
+    found = []
+    keys, processed = compiled.keys, compiled.results
+    for record in records:
+        mapping = dict(zip(keys, record.values(), strict=True))
+        for position, key, process in processed:
+            mapping[key] = process(record[position])
+        found.append(_Row(mapping))
+    return found
 
 
 class FastWrite(FastRead):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -182,9 +183,11 @@ def scope_facts_of(user_id: UUID, rows: Sequence[Row[Any]]) -> ScopeFacts:
         chain_disabled=bool(first.chain_disabled),
         member=bool(first.member),
         has_live_grant_in_tree=bool(first.live_grant),
-        held=_held(user_id, rows),
-        roles=roles_of_rows(rows),
-        policies=chain_from(rows),
+        # Immutable: the facts of the same rows are shared by the calls that read them
+        # (scoped.py remembers them).
+        held=tuple(_held(user_id, rows)),
+        roles=MappingProxyType(roles_of_rows(rows)),
+        policies=tuple(chain_from(rows)),
         has_second_factor=has_second_factor(first.caller_two_factor),
     )
 

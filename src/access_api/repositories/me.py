@@ -26,7 +26,7 @@ from access_api.domain.auth import Session
 from access_api.domain.users import User
 from access_api.repositories.api_keys import KEY_KEYS, key_user_is_member, to_api_key
 from access_api.repositories.auth import session_columns, session_of
-from access_api.repositories.fast import FastRead
+from access_api.repositories.fast import FastRead, Made
 from access_api.repositories.orm import (
     api_keys,
     authorization_roles,
@@ -51,7 +51,7 @@ class Myself:
     """What one statement finds for a credential (key or session: whichever was used)."""
 
     user: User
-    reach: list[Reach]
+    reach: tuple[Reach, ...]
     tenants_reached: int
     recovery_codes_left: int
     key: ApiKey | None = None
@@ -327,13 +327,13 @@ def _key_of(row: Row[Any]) -> ApiKey:
     return to_api_key(SimpleNamespace(**{key: mapping[label] for key, label in _KEY_LABELS}))
 
 
-def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
+def _reach_of(rows: Sequence[Row[Any]]) -> tuple[Reach, ...]:
     found: dict[UUID, tuple[Row[Any], set[str]]] = {}
     for row in rows:
         if row.grant_id is None:
             continue
         found.setdefault(row.grant_id, (row, set()))[1].add(row.grant_role)
-    return [
+    return tuple(
         Reach(
             grant=Grant(
                 user_id=row.grant_user_id,
@@ -347,34 +347,14 @@ def _reach_of(rows: Sequence[Row[Any]]) -> list[Reach]:
             ),
         )
         for row, keys in found.values()
-    ]
+    )
 
 
-class MeRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+def _myself_of(credential: Callable[[Any], dict[str, Any]]) -> Made[Myself | None]:
+    """What the rows of one of these statements make, remembered by the rows (fast.Made): a
+    credential's next call reads the same rows while nothing about it changed."""
 
-    async def by_api_key(self, digest: str, now: datetime) -> Myself | None:
-        return await self._myself(
-            _BY_API_KEY, digest, now, lambda first: {"key": _key_of(first), "member": first.member}
-        )
-
-    async def by_session(self, digest: str, now: datetime) -> Myself | None:
-        return await self._myself(
-            _BY_SESSION,
-            digest,
-            now,
-            lambda first: {"session": session_of(first, "session_", first.id)},
-        )
-
-    async def _myself(
-        self,
-        statement: FastRead,
-        digest: str,
-        now: datetime,
-        credential: Callable[[Any], dict[str, Any]],
-    ) -> Myself | None:
-        rows = await statement.rows(self.session, {"digest": digest, "now": now})
+    def make(rows: Sequence[Row[Any]]) -> Myself | None:
         if not rows:
             return None
         first = rows[0]
@@ -384,6 +364,25 @@ class MeRepository:
             tenants_reached=int(first.tenants_reached),
             recovery_codes_left=int(first.codes_left),
             **credential(first),
+        )
+
+    return Made(make)
+
+
+_MYSELF_BY_KEY = _myself_of(lambda first: {"key": _key_of(first), "member": first.member})
+_MYSELF_BY_SESSION = _myself_of(lambda first: {"session": session_of(first, "session_", first.id)})
+
+
+class MeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_api_key(self, digest: str, now: datetime) -> Myself | None:
+        return await _BY_API_KEY.made(self.session, {"digest": digest, "now": now}, _MYSELF_BY_KEY)
+
+    async def by_session(self, digest: str, now: datetime) -> Myself | None:
+        return await _BY_SESSION.made(
+            self.session, {"digest": digest, "now": now}, _MYSELF_BY_SESSION
         )
 
     async def reachable_page(

@@ -9,6 +9,7 @@ such tenant: one row whose facts are empty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ from access_api.domain.auth import Session
 from access_api.domain.users import User
 from access_api.repositories.api_keys import KEY_KEYS, key_user_is_member, to_api_key
 from access_api.repositories.auth import session_columns, session_of
-from access_api.repositories.fast import FastRead
+from access_api.repositories.fast import FastRead, Made
 from access_api.repositories.grants import scope_facts_of, scope_facts_statement
 from access_api.repositories.orm import api_keys, sessions, users
 from access_api.repositories.users import USER_KEYS, to_user
@@ -79,14 +80,43 @@ def _by_session() -> sa.Select[Any]:
     return _with_facts(credential, credential.c.cred_user_id)
 
 
-# Built once: one of these runs on every call made in a tenant's context.
-_BY_API_KEY = FastRead(_by_api_key())
-_BY_SESSION = FastRead(_by_session())
-
-
 def _prefixed(row: Row[Any], prefix: str, keys: tuple[str, ...]) -> SimpleNamespace:
     mapping = row._mapping
     return SimpleNamespace(**{key: mapping[f"{prefix}{key}"] for key in keys})
+
+
+def _key_in_tenant(rows: Sequence[Row[Any]]) -> KeyInTenant | None:
+    if not rows:
+        return None
+    key = to_api_key(_prefixed(rows[0], "cred_key_", KEY_KEYS))
+    return KeyInTenant(
+        key=key,
+        email=rows[0].cred_email,
+        member=bool(rows[0].cred_member),
+        facts=scope_facts_of(key.user_id, rows),
+    )
+
+
+def _session_in_tenant(rows: Sequence[Row[Any]]) -> SessionInTenant | None:
+    if not rows:
+        return None
+    first = rows[0]
+    user = to_user(_prefixed(first, "cred_user_", USER_KEYS))
+    return SessionInTenant(
+        session=session_of(first, "cred_session_", user.id),
+        user=user,
+        facts=scope_facts_of(user.id, rows),
+    )
+
+
+# Built once: one of these runs on every call made in a tenant's context. What their rows make
+# is remembered by the rows (fast.Made): a caller's next call in the same tenant reads the same
+# rows, and turning them into a key, a session and the scope's facts again is most of what the
+# decision costs in Python.
+_BY_API_KEY = FastRead(_by_api_key())
+_BY_SESSION = FastRead(_by_session())
+_KEY_IN_TENANT = Made(_key_in_tenant)
+_SESSION_IN_TENANT = Made(_session_in_tenant)
 
 
 class ScopedRepository:
@@ -95,28 +125,10 @@ class ScopedRepository:
 
     async def by_api_key(self, digest: str, tenant_id: Any, now: datetime) -> KeyInTenant | None:
         parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
-        rows = await _BY_API_KEY.rows(self.session, parameters)
-        if not rows:
-            return None
-        key = to_api_key(_prefixed(rows[0], "cred_key_", KEY_KEYS))
-        return KeyInTenant(
-            key=key,
-            email=rows[0].cred_email,
-            member=bool(rows[0].cred_member),
-            facts=scope_facts_of(key.user_id, rows),
-        )
+        return await _BY_API_KEY.made(self.session, parameters, _KEY_IN_TENANT)
 
     async def by_session(
         self, digest: str, tenant_id: Any, now: datetime
     ) -> SessionInTenant | None:
         parameters = {"digest": digest, "tenant_id": tenant_id, "now": now}
-        rows = await _BY_SESSION.rows(self.session, parameters)
-        if not rows:
-            return None
-        first = rows[0]
-        user = to_user(_prefixed(first, "cred_user_", USER_KEYS))
-        return SessionInTenant(
-            session=session_of(first, "cred_session_", user.id),
-            user=user,
-            facts=scope_facts_of(user.id, rows),
-        )
+        return await _BY_SESSION.made(self.session, parameters, _SESSION_IN_TENANT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from access_api.auth import credentials
@@ -39,7 +39,7 @@ class Profile:
 
     authenticated: Authenticated
     user: User
-    grants: list[Reach]
+    grants: Sequence[Reach]
     tenants_reached: int
     recovery_codes_left: int
 
@@ -77,7 +77,8 @@ async def who_am_i(work: Work, token: str | None) -> Profile:
     (a key scoped to some tenants needs two more: its reach is cut to those)."""
     found, authenticated = await _myself(work, token)
     caller = authenticated.caller
-    grants, reached = found.reach, found.tenants_reached
+    grants: Sequence[Reach] = found.reach
+    reached = found.tenants_reached
     if caller.tenant_limit is not None:  # a key scoped to some tenants: those and below only
         involved = [*caller.tenant_limit, *(g.tenant.id for g in grants)]
         chains = await work.tenants.chains(involved)
