@@ -27,6 +27,7 @@ from access_api.domain.errors import (
     ValidationFailed,
 )
 from access_api.domain.permissions import ADMIN_ROLE
+from access_api.domain.policies import Effective
 from access_api.domain.tenants import Tenant
 
 MAX_ROLES_PER_GRANT = 20
@@ -189,6 +190,12 @@ class ScopeFacts:
     roles: Mapping[str, Role] = field(default_factory=dict)
     policies: Sequence[tuple[UUID, policies.SecurityPolicy]] = ()
     has_second_factor: bool = False
+    # The policy in force at the tenant, merged once when the facts are made: the same facts
+    # serve a caller's calls in a tenant until they change (repositories/fast.py, Made).
+    effective_policy: Effective = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "effective_policy", policies.effective(self.policies))
 
 
 def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
@@ -210,7 +217,7 @@ def resolve_scope(caller: Caller, facts: ScopeFacts, now: datetime) -> Scope:
         raise TenantDisabled(f"{tenant.name} (or an account above it) is disabled")
     if facts.policies:
         policies.enforce(
-            policies.effective(facts.policies),
+            facts.effective_policy,
             has_second_factor=facts.has_second_factor,
             ip=caller.ip,
             where=tenant.name,

@@ -170,6 +170,7 @@ def address_allowed(policy: Effective, ip: str | None) -> bool:
     return all(any(address in network for network in level.networks) for level in policy.ip_ranges)
 
 
+@lru_cache(maxsize=4096)  # a caller's address, parsed on each of their calls in a tenant
 def _address(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if ip is None:
         return None
