@@ -151,3 +151,14 @@ async def live_database(
     else:
         async with postgres_database() as url:
             yield url
+
+
+@pytest.fixture
+async def autocommit(live_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine in autocommit on a database of the test's own: as the service runs its
+    reads on PostgreSQL, where FastRead skips SQLAlchemy."""
+    engine = create_engine(settings_for(live_database)).execution_options(
+        isolation_level="AUTOCOMMIT"
+    )
+    yield engine
+    await engine.dispose()

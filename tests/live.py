@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from access_api.bootstrap import bootstrap
+from access_api.domain.audit import SYSTEM
+from access_api.domain.invitations import Offer
+from access_api.domain.users import TwoFactor, User
+from access_api.ids import new_id
 from access_api.main import create_app
 from access_api.state import AppState
-from access_api.use_cases import Work
+from access_api.use_cases import Work, members
 from tests.conftest import ROOT, settings_for
 
 PASSWORD = "correct horse battery staple"
@@ -59,6 +63,39 @@ async def live_msp(client: httpx.AsyncClient, prefix: str) -> tuple[UUID, dict[s
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return result.tenant.id, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def join_member(state: AppState, root_id: UUID, offers: Sequence[Offer], email: str) -> UUID:
+    """A member of the tree with these grants (password PASSWORD), joined and committed
+    through the code the service uses."""
+    now = state.clock.now()
+    user = User(
+        id=new_id(),
+        email=email,
+        first_name="Test",
+        last_name=email.split("@", maxsplit=1)[0],
+        phone=None,
+        session_timeout_minutes=60,
+        two_factor=TwoFactor.DISABLED,
+        created_at=now,
+        updated_at=now,
+        last_login_at=None,
+    )
+    async with state.database.session() as session:
+        work = Work.over(session, state)
+        root = await work.tenants.get(root_id)
+        assert root is not None
+        await members.join(
+            work,
+            SYSTEM,
+            root_id=root_id,
+            user=user,
+            password_hash=await state.passwords.hash(PASSWORD),
+            offers=offers,
+            tenant=root,
+        )
+        await session.commit()
+    return user.id
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

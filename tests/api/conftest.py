@@ -17,16 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from access_api.bootstrap import bootstrap
 from access_api.db import Database
-from access_api.domain.audit import SYSTEM
 from access_api.domain.invitations import Offer
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
 from access_api.main import create_app
 from access_api.repositories.orm import metadata, tenants
 from access_api.services.clock import FrozenClock
 from access_api.state import AppState
-from access_api.use_cases import Work, members
+from access_api.use_cases import Work
 from tests.conftest import settings_for
+from tests.live import join_member
 from tests.mail import SmtpServer
 
 PASSWORD = "correct horse battery staple"
@@ -117,19 +115,6 @@ class World:
         """A member of the tree with the given (tenant, roles, include_descendants) grants."""
         email = email or f"user-{secrets.token_hex(4)}@example.com"
         root_id = UUID(str(root_id))
-        now = self.clock.now()
-        user = User(
-            id=new_id(),
-            email=email,
-            first_name="Test",
-            last_name=email.split("@")[0],
-            phone=None,
-            session_timeout_minutes=60,
-            two_factor=TwoFactor.DISABLED,
-            created_at=now,
-            updated_at=now,
-            last_login_at=None,
-        )
         offers = [
             Offer(
                 tenant_id=UUID(str(tenant_id)),
@@ -138,22 +123,9 @@ class World:
             )
             for tenant_id, roles, include in grants
         ]
-        async with self.state.database.session() as session:
-            work = Work.over(session, self.state)
-            root = await work.tenants.get(root_id)
-            assert root is not None
-            await members.join(
-                work,
-                SYSTEM,
-                root_id=root_id,
-                user=user,
-                password_hash=await self.state.passwords.hash(PASSWORD),
-                offers=offers,
-                tenant=root,
-            )
-            await session.commit()
+        user_id = await join_member(self.state, root_id, offers, email)
         if not login:
-            return Login(user.id, email, PASSWORD, token="")
+            return Login(user_id, email, PASSWORD, token="")
         return await self.login(email, PASSWORD)
 
     async def my_tenants(self, headers: dict[str, str], **query: Any) -> list[dict[str, Any]]:

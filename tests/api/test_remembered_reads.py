@@ -9,25 +9,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
-from uuid import UUID
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from access_api.db import create_engine
-from access_api.domain.audit import SYSTEM
 from access_api.domain.invitations import Offer
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
 from access_api.repositories import me as me_repository
 from access_api.repositories import scoped
 from access_api.repositories.fast import FastRead, Made
-from access_api.use_cases import Work, members
-from tests.conftest import settings_for
-from tests.live import PASSWORD, live_client, live_msp, state_of
+from tests.live import PASSWORD, join_member, live_client, live_msp, state_of
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -59,40 +51,6 @@ def makes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     return found
 
 
-async def _member(client: httpx.AsyncClient, root_id: UUID, offers: list[Offer]) -> UUID:
-    """A member of the tree with these grants, through the code the service uses."""
-    state = state_of(client)
-    email = f"viewer-{secrets.token_hex(4)}@example.com"
-    now = state.clock.now()
-    user = User(
-        id=new_id(),
-        email=email,
-        first_name="Vera",
-        last_name="Viewer",
-        phone=None,
-        session_timeout_minutes=60,
-        two_factor=TwoFactor.DISABLED,
-        created_at=now,
-        updated_at=now,
-        last_login_at=None,
-    )
-    async with state.database.session() as session:
-        work = Work.over(session, state)
-        root = await work.tenants.get(root_id)
-        assert root is not None
-        await members.join(
-            work,
-            SYSTEM,
-            root_id=root_id,
-            user=user,
-            password_hash=await state.passwords.hash(PASSWORD),
-            offers=offers,
-            tenant=root,
-        )
-        await session.commit()
-    return user.id
-
-
 class TestAKeysNextCallsInATenant:
     async def test_are_remembered_and_decided_again_on_every_change(
         self, live_database: str, makes: dict[str, list[int]]
@@ -117,10 +75,11 @@ class TestAKeysNextCallsInATenant:
             )
             assert role.status_code == 201, role.text
             # On the root, inherited: the client below is reached through it.
-            viewer = await _member(
-                client,
+            viewer = await join_member(
+                state_of(client),
                 root,
                 [Offer(tenant_id=root, roles=frozenset({"viewer"}), include_descendants=True)],
+                f"viewer-{secrets.token_hex(4)}@example.com",
             )
             key = await client.post(
                 f"/v1/tenants/{root}/users/{viewer}/api-keys", json={}, headers=admin
@@ -177,16 +136,15 @@ class TestAKeysNextCallsInATenant:
     ) -> None:
         async with live_client(live_database) as client:
             root, admin = await live_msp(client, f"made-{secrets.token_hex(3)}")
-            viewer = await _member(
-                client,
+            email = f"reader-{secrets.token_hex(4)}@example.com"
+            viewer = await join_member(
+                state_of(client),
                 root,
                 [Offer(tenant_id=root, roles=frozenset({"read_only"}), include_descendants=False)],
+                email,
             )
             me = await client.get("/v1/me", headers=admin)
-            email = await client.get(f"/v1/tenants/{root}/users/{viewer}", headers=admin)
-            login = await client.post(
-                "/v1/auth/login", json={"email": email.json()["email"], "password": PASSWORD}
-            )
+            login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
             assert login.status_code == 200, login.text
             headers = bearer(login.json()["access_token"])
             path = f"/v1/tenants/{root}/users/{me.json()['id']}"
@@ -240,56 +198,46 @@ _SERIES = FastRead(
 
 
 class TestMade:
-    async def test_json_values_equal_in_python_are_told_apart(self, live_database: str) -> None:
+    async def test_json_values_equal_in_python_are_told_apart(
+        self, autocommit: AsyncEngine
+    ) -> None:
         """1, 1.0 and true are equal in Python (and hash alike); as JSON they differ."""
-        engine = create_engine(settings_for(live_database)).execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
         calls: list[int] = []
         made = Made(lambda rows: rows[0].doc)
         made.make = _counted(made, calls)
-        try:
-            async with AsyncSession(engine) as session:
-                found = [
-                    await _DOCUMENT.made(session, {"doc": doc}, made)
-                    for doc in ("[1]", "[1.0]", "[true]", '{"a": 1}', '{"a": true}', "[1]")
-                ]
-        finally:
-            await engine.dispose()
+        async with AsyncSession(autocommit) as session:
+            found = [
+                await _DOCUMENT.made(session, {"doc": doc}, made)
+                for doc in ("[1]", "[1.0]", "[true]", '{"a": 1}', '{"a": true}', "[1]")
+            ]
         assert found == [[1], [1.0], [True], {"a": 1}, {"a": True}, [1]]
         assert [type(value[0]) for value in found[:3]] == [int, float, bool]
         assert type(found[4]["a"]) is bool
         assert len(calls) == 5  # the last is the first, remembered
 
-    async def test_memory_is_bounded_by_rows(self, live_database: str) -> None:
-        engine = create_engine(settings_for(live_database)).execution_options(
-            isolation_level="AUTOCOMMIT"
-        )
+    async def test_memory_is_bounded_by_rows(self, autocommit: AsyncEngine) -> None:
         calls: list[int] = []
         made = Made(lambda rows: tuple(row.n for row in rows), budget=4, most=3)
         made.make = _counted(made, calls)
-        try:
-            async with AsyncSession(engine) as session:
+        async with AsyncSession(autocommit) as session:
 
-                async def series(n: int) -> tuple[int, ...]:
-                    found: tuple[int, ...] = await _SERIES.made(session, {"n": n}, made)
-                    assert found == tuple(range(1, n + 1))
-                    return found
+            async def series(n: int) -> tuple[int, ...]:
+                found: tuple[int, ...] = await _SERIES.made(session, {"n": n}, made)
+                assert found == tuple(range(1, n + 1))
+                return found
 
-                await series(4)  # more rows than it keeps of one read: never remembered
-                await series(4)
-                assert (calls, made.rows) == ([4, 4], 0)
-                await series(1)
-                await series(2)
-                await series(1)
-                assert (calls[2:], made.rows) == ([1, 2], 3)
-                await series(3)  # 6 rows: the least recently used (2 rows) goes
-                assert made.rows == 4
-                await series(1)
-                await series(3)
-                assert calls[4:] == [3]
-                await series(2)  # made again
-                assert calls[4:] == [3, 2]
-                assert made.rows <= 4
-        finally:
-            await engine.dispose()
+            await series(4)  # more rows than it keeps of one read: never remembered
+            await series(4)
+            assert (calls, made.rows) == ([4, 4], 0)
+            await series(1)
+            await series(2)
+            await series(1)
+            assert (calls[2:], made.rows) == ([1, 2], 3)
+            await series(3)  # 6 rows: the least recently used (2 rows) goes
+            assert made.rows == 4
+            await series(1)
+            await series(3)
+            assert calls[4:] == [3]
+            await series(2)  # made again
+            assert calls[4:] == [3, 2]
+            assert made.rows <= 4

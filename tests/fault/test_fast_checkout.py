@@ -5,7 +5,7 @@ take this path."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,21 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from access_api.db import create_engine
 from access_api.repositories import fast
 from access_api.repositories.fast import FastRead, _checkout_idle
-from tests.conftest import settings_for
 
 _BACKEND = FastRead(sa.select(sa.func.pg_backend_pid().label("pid"), sa.literal(1).label("one")))
-
-
-@pytest.fixture
-async def autocommit(live_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings_for(live_database)).execution_options(
-        isolation_level="AUTOCOMMIT"
-    )
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
