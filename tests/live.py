@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from access_api.bootstrap import bootstrap
 from access_api.domain.audit import SYSTEM
 from access_api.domain.invitations import Offer
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
+from access_api.domain.users import User
 from access_api.main import create_app
+from access_api.services.passwords import Passwords
 from access_api.state import AppState
 from access_api.use_cases import Work, members
 from tests.conftest import ROOT, settings_for
+from tests.people import new_person
 
 PASSWORD = "correct horse battery staple"
 
@@ -68,34 +69,29 @@ async def live_msp(client: httpx.AsyncClient, prefix: str) -> tuple[UUID, dict[s
 async def join_member(state: AppState, root_id: UUID, offers: Sequence[Offer], email: str) -> UUID:
     """A member of the tree with these grants (password PASSWORD), joined and committed
     through the code the service uses."""
-    now = state.clock.now()
-    user = User(
-        id=new_id(),
-        email=email,
-        first_name="Test",
-        last_name=email.split("@", maxsplit=1)[0],
-        phone=None,
-        session_timeout_minutes=60,
-        two_factor=TwoFactor.DISABLED,
-        created_at=now,
-        updated_at=now,
-        last_login_at=None,
-    )
+    user = new_person(email, state.clock.now())
     async with state.database.session() as session:
-        work = Work.over(session, state)
-        root = await work.tenants.get(root_id)
-        assert root is not None
-        await members.join(
-            work,
-            SYSTEM,
-            root_id=root_id,
-            user=user,
-            password_hash=await state.passwords.hash(PASSWORD),
-            offers=offers,
-            tenant=root,
-        )
+        await join_in(Work.over(session, state), user, root_id, offers, state.passwords)
         await session.commit()
     return user.id
+
+
+async def join_in(
+    work: Work, user: User, root_id: UUID, offers: Sequence[Offer], passwords: Passwords
+) -> None:
+    """A new user joins a tree with these grants and the password PASSWORD, in work's
+    transaction (the caller commits)."""
+    root = await work.tenants.get(root_id)
+    assert root is not None
+    await members.join(
+        work,
+        SYSTEM,
+        root_id=root_id,
+        user=user,
+        password_hash=await passwords.hash(PASSWORD),
+        offers=offers,
+        tenant=root,
+    )
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -9,15 +9,11 @@ from uuid import UUID
 import httpx
 import sqlalchemy as sa
 
-from access_api.domain.audit import SYSTEM
 from access_api.domain.invitations import Offer
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
 from access_api.repositories.grants import GrantRepository
 from access_api.repositories.orm import tenants
 from access_api.services.clock import SystemClock
-from access_api.use_cases import Work, members
-from tests.live import PASSWORD, live_client, live_msp, state_of
+from tests.live import PASSWORD, join_member, live_client, live_msp, state_of
 
 
 class TestConcurrentCreation:
@@ -121,26 +117,7 @@ async def _second_admin(
     client: httpx.AsyncClient, root: UUID, email: str
 ) -> tuple[UUID, dict[str, str]]:
     """Another admin of the MSP on its root and below (committed), logged in."""
-    state = state_of(client)
-    now = SystemClock().now()
-    user = User(
-        id=new_id(), email=email, first_name="Race", last_name="Admin", phone=None,
-        session_timeout_minutes=60, two_factor=TwoFactor.DISABLED, created_at=now,
-        updated_at=now, last_login_at=None,
-    )  # fmt: skip
-    async with state.database.session() as session:
-        work = Work.over(session, state, now)
-        msp = await work.tenants.get(root)
-        assert msp is not None
-        await members.join(
-            work,
-            SYSTEM,
-            root_id=root,
-            user=user,
-            password_hash=await state.passwords.hash(PASSWORD),
-            offers=[Offer(tenant_id=root, roles=frozenset({"admin"}), include_descendants=True)],
-            tenant=msp,
-        )
-        await session.commit()
+    admin = [Offer(tenant_id=root, roles=frozenset({"admin"}), include_descendants=True)]
+    user_id = await join_member(state_of(client), root, admin, email)
     login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-    return user.id, {"Authorization": f"Bearer {login.json()['access_token']}"}
+    return user_id, {"Authorization": f"Bearer {login.json()['access_token']}"}

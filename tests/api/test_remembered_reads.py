@@ -7,9 +7,12 @@ directly, where the rows are remembered."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -51,144 +54,157 @@ def makes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     return found
 
 
+@dataclass
+class Live:
+    """The app on a database of the test's own, an MSP in it and its admin's headers."""
+
+    client: httpx.AsyncClient
+    root: UUID
+    admin: dict[str, str]
+
+
+@pytest.fixture
+async def live(live_database: str) -> AsyncIterator[Live]:
+    async with live_client(live_database) as client:
+        root, admin = await live_msp(client, f"made-{secrets.token_hex(3)}")
+        yield Live(client, root, admin)
+
+
 class TestAKeysNextCallsInATenant:
     async def test_are_remembered_and_decided_again_on_every_change(
-        self, live_database: str, makes: dict[str, list[int]]
+        self, live: Live, makes: dict[str, list[int]]
     ) -> None:
-        async with live_client(live_database) as client:
-            root, admin = await live_msp(client, f"made-{secrets.token_hex(3)}")
-            created = await client.post(
-                f"/v1/tenants/{root}/clients",
-                json={"kind": "client", "name": "Contoso", "domain_prefix": "contoso"},
-                headers=admin,
-            )
-            assert created.status_code == 201, created.text
-            tenant = created.json()["id"]
-            role = await client.post(
-                f"/v1/tenants/{root}/roles",
-                json={
-                    "key": "viewer",
-                    "name": "Viewer",
-                    "permissions": ["tenants.read", "users.read"],
-                },
-                headers=admin,
-            )
-            assert role.status_code == 201, role.text
-            # On the root, inherited: the client below is reached through it.
-            viewer = await join_member(
-                state_of(client),
-                root,
-                [Offer(tenant_id=root, roles=frozenset({"viewer"}), include_descendants=True)],
-                f"viewer-{secrets.token_hex(4)}@example.com",
-            )
-            key = await client.post(
-                f"/v1/tenants/{root}/users/{viewer}/api-keys", json={}, headers=admin
-            )
-            assert key.status_code == 201, key.text
-            headers = bearer(key.json()["key"])
-            users = f"/v1/tenants/{tenant}/users"
+        client, root, admin = live.client, live.root, live.admin
+        created = await client.post(
+            f"/v1/tenants/{root}/clients",
+            json={"kind": "client", "name": "Contoso", "domain_prefix": "contoso"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        tenant = created.json()["id"]
+        role = await client.post(
+            f"/v1/tenants/{root}/roles",
+            json={
+                "key": "viewer",
+                "name": "Viewer",
+                "permissions": ["tenants.read", "users.read"],
+            },
+            headers=admin,
+        )
+        assert role.status_code == 201, role.text
+        # On the root, inherited: the client below is reached through it.
+        viewer = await join_member(
+            state_of(client),
+            root,
+            [Offer(tenant_id=root, roles=frozenset({"viewer"}), include_descendants=True)],
+            f"viewer-{secrets.token_hex(4)}@example.com",
+        )
+        key = await client.post(
+            f"/v1/tenants/{root}/users/{viewer}/api-keys", json={}, headers=admin
+        )
+        assert key.status_code == 201, key.text
+        headers = bearer(key.json()["key"])
+        users = f"/v1/tenants/{tenant}/users"
 
-            # The first call stamps the key's last use, so the second reads other rows; from
-            # the third on, the same rows: made once, remembered after.
-            for _ in range(2):
-                assert (await client.get(users, headers=headers)).status_code == 200
-            made = len(makes["key_in_tenant"])
-            for path in (users, f"/v1/tenants/{tenant}", users):
-                assert (await client.get(path, headers=headers)).status_code == 200
-            assert len(makes["key_in_tenant"]) == made, "the same rows were made again"
-            assert scoped._KEY_IN_TENANT.rows >= 1
+        # The first call stamps the key's last use, so the second reads other rows; from
+        # the third on, the same rows: made once, remembered after.
+        for _ in range(2):
+            assert (await client.get(users, headers=headers)).status_code == 200
+        made = len(makes["key_in_tenant"])
+        for path in (users, f"/v1/tenants/{tenant}", users):
+            assert (await client.get(path, headers=headers)).status_code == 200
+        assert len(makes["key_in_tenant"]) == made, "the same rows were made again"
+        assert scoped._KEY_IN_TENANT.rows >= 1
 
-            # The role loses users.read: its permissions are in the rows, the next call
-            # reads them, and is refused.
-            edited = await client.patch(
-                f"/v1/tenants/{root}/roles/viewer",
-                json={"permissions": ["tenants.read"]},
-                headers=admin,
-            )
-            assert edited.status_code == 200, edited.text
-            refused = await client.get(users, headers=headers)
-            assert refused.status_code == 403, refused.text
-            assert refused.json()["code"] == "forbidden"
-            assert (await client.get(f"/v1/tenants/{tenant}", headers=headers)).status_code == 200
-            assert len(makes["key_in_tenant"]) == made + 1
+        # The role loses users.read: its permissions are in the rows, the next call
+        # reads them, and is refused.
+        edited = await client.patch(
+            f"/v1/tenants/{root}/roles/viewer",
+            json={"permissions": ["tenants.read"]},
+            headers=admin,
+        )
+        assert edited.status_code == 200, edited.text
+        refused = await client.get(users, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "forbidden"
+        assert (await client.get(f"/v1/tenants/{tenant}", headers=headers)).status_code == 200
+        assert len(makes["key_in_tenant"]) == made + 1
 
-            # The client is disabled: refused there, whatever was remembered of it.
-            disabled = await client.post(
-                f"/v1/tenants/{root}/clients/disable", json={"ids": [tenant]}, headers=admin
-            )
-            assert disabled.status_code == 200, disabled.text
-            blocked = await client.get(f"/v1/tenants/{tenant}", headers=headers)
-            assert blocked.status_code == 403, blocked.text
-            assert blocked.json()["code"] == "tenant_disabled"
+        # The client is disabled: refused there, whatever was remembered of it.
+        disabled = await client.post(
+            f"/v1/tenants/{root}/clients/disable", json={"ids": [tenant]}, headers=admin
+        )
+        assert disabled.status_code == 200, disabled.text
+        blocked = await client.get(f"/v1/tenants/{tenant}", headers=headers)
+        assert blocked.status_code == 403, blocked.text
+        assert blocked.json()["code"] == "tenant_disabled"
 
-            # The key is revoked: no call goes through any more.
-            revoked = await client.delete(
-                f"/v1/tenants/{root}/users/{viewer}/api-keys/{key.json()['id']}", headers=admin
-            )
-            assert revoked.status_code == 204, revoked.text
-            for path in (f"/v1/tenants/{root}", "/v1/me"):
-                gone = await client.get(path, headers=headers)
-                assert gone.status_code == 401, gone.text
-                assert gone.json()["code"] == "unauthenticated"
+        # The key is revoked: no call goes through any more.
+        revoked = await client.delete(
+            f"/v1/tenants/{root}/users/{viewer}/api-keys/{key.json()['id']}", headers=admin
+        )
+        assert revoked.status_code == 204, revoked.text
+        for path in (f"/v1/tenants/{root}", "/v1/me"):
+            gone = await client.get(path, headers=headers)
+            assert gone.status_code == 401, gone.text
+            assert gone.json()["code"] == "unauthenticated"
 
     async def test_a_session_is_decided_again_when_its_user_loses_a_grant(
-        self, live_database: str, makes: dict[str, list[int]]
+        self, live: Live, makes: dict[str, list[int]]
     ) -> None:
-        async with live_client(live_database) as client:
-            root, admin = await live_msp(client, f"made-{secrets.token_hex(3)}")
-            email = f"reader-{secrets.token_hex(4)}@example.com"
-            viewer = await join_member(
-                state_of(client),
-                root,
-                [Offer(tenant_id=root, roles=frozenset({"read_only"}), include_descendants=False)],
-                email,
-            )
-            me = await client.get("/v1/me", headers=admin)
-            login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
-            assert login.status_code == 200, login.text
-            headers = bearer(login.json()["access_token"])
-            path = f"/v1/tenants/{root}/users/{me.json()['id']}"
-            for _ in range(3):
-                assert (await client.get(path, headers=headers)).status_code == 200
-            assert len(makes["session_in_tenant"]) < 3, "nothing was remembered"
+        client, root, admin = live.client, live.root, live.admin
+        email = f"reader-{secrets.token_hex(4)}@example.com"
+        viewer = await join_member(
+            state_of(client),
+            root,
+            [Offer(tenant_id=root, roles=frozenset({"read_only"}), include_descendants=False)],
+            email,
+        )
+        me = await client.get("/v1/me", headers=admin)
+        login = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        headers = bearer(login.json()["access_token"])
+        path = f"/v1/tenants/{root}/users/{me.json()['id']}"
+        for _ in range(3):
+            assert (await client.get(path, headers=headers)).status_code == 200
+        assert len(makes["session_in_tenant"]) < 3, "nothing was remembered"
 
-            removed = await client.put(
-                f"/v1/tenants/{root}/users/{viewer}/authorizations",
-                json={"items": []},
-                headers=admin,
-            )
-            assert removed.status_code == 200, removed.text
-            refused = await client.get(path, headers=headers)
-            # No role left anywhere: no access at all (seed 003).
-            assert refused.status_code == 403, refused.text
-            assert refused.json()["code"] == "no_access"
+        removed = await client.put(
+            f"/v1/tenants/{root}/users/{viewer}/authorizations",
+            json={"items": []},
+            headers=admin,
+        )
+        assert removed.status_code == 200, removed.text
+        refused = await client.get(path, headers=headers)
+        # No role left anywhere: no access at all (seed 003).
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "no_access"
 
 
 class TestMe:
     async def test_shows_a_changed_name_on_the_next_call(
-        self, live_database: str, makes: dict[str, list[int]]
+        self, live: Live, makes: dict[str, list[int]]
     ) -> None:
-        async with live_client(live_database) as client:
-            root, admin = await live_msp(client, f"made-{secrets.token_hex(3)}")
-            me = (await client.get("/v1/me", headers=admin)).json()
-            key = await client.post(
-                f"/v1/tenants/{root}/users/{me['id']}/api-keys", json={}, headers=admin
-            )
-            assert key.status_code == 201, key.text
-            headers = bearer(key.json()["key"])
-            for _ in range(4):
-                assert (await client.get("/v1/me", headers=headers)).status_code == 200
-            assert len(makes["me_by_key"]) < 4, "nothing was remembered"
+        client, root, admin = live.client, live.root, live.admin
+        me = (await client.get("/v1/me", headers=admin)).json()
+        key = await client.post(
+            f"/v1/tenants/{root}/users/{me['id']}/api-keys", json={}, headers=admin
+        )
+        assert key.status_code == 201, key.text
+        headers = bearer(key.json()["key"])
+        for _ in range(4):
+            assert (await client.get("/v1/me", headers=headers)).status_code == 200
+        assert len(makes["me_by_key"]) < 4, "nothing was remembered"
 
-            renamed = await client.patch(
-                f"/v1/tenants/{root}/users/{me['id']}",
-                json={"first_name": "Renamed"},
-                headers=admin,
-            )
-            assert renamed.status_code == 200, renamed.text
-            again = await client.get("/v1/me", headers=headers)
-            assert again.status_code == 200, again.text
-            assert again.json()["first_name"] == "Renamed"
+        renamed = await client.patch(
+            f"/v1/tenants/{root}/users/{me['id']}",
+            json={"first_name": "Renamed"},
+            headers=admin,
+        )
+        assert renamed.status_code == 200, renamed.text
+        again = await client.get("/v1/me", headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["first_name"] == "Renamed"
 
 
 _DOCUMENT = FastRead(sa.select(sa.cast(sa.bindparam("doc", type_=sa.String), JSONB).label("doc")))

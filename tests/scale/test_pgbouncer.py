@@ -32,18 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from access_api.bootstrap import bootstrap, offline_state
 from access_api.db import Database
-from access_api.domain.audit import SYSTEM
 from access_api.domain.invitations import Offer
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
 from access_api.repositories.grants import GrantRepository
 from access_api.repositories.orm import outbox, tenants
 from access_api.services.clock import SystemClock
 from access_api.services.passwords import Passwords
 from access_api.settings import Settings
-from access_api.use_cases import Work, members
+from access_api.use_cases import Work
 from tests.conftest import REQUIRE_POSTGRES, ROOT, TEST_SECRET, postgres_database, settings_for
+from tests.live import join_in
 from tests.mail import PUBLIC_URL, SmtpServer
+from tests.people import new_person
 
 pytestmark = pytest.mark.multiprocess
 
@@ -192,26 +191,10 @@ class Cluster:
 
     async def second_admin(self, root: UUID, email: str) -> UUID:
         now = SystemClock().now()
-        user = User(
-            id=new_id(), email=email, first_name="Second", last_name="Admin", phone=None,
-            session_timeout_minutes=60, two_factor=TwoFactor.DISABLED, created_at=now,
-            updated_at=now, last_login_at=None,
-        )  # fmt: skip
+        user = new_person(email, now, first_name="Second", last_name="Admin")
+        admin = [Offer(tenant_id=root, roles=frozenset({"admin"}), include_descendants=True)]
         async with self.database.session() as session:
-            work = self.work(session)
-            tenant = await work.tenants.get(root)
-            assert tenant is not None
-            await members.join(
-                work,
-                SYSTEM,
-                root_id=root,
-                user=user,
-                password_hash=await Passwords().hash(PASSWORD),
-                offers=[
-                    Offer(tenant_id=root, roles=frozenset({"admin"}), include_descendants=True)
-                ],
-                tenant=tenant,
-            )
+            await join_in(self.work(session), user, root, admin, Passwords())
             await session.commit()
         return user.id
 

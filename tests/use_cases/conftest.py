@@ -20,7 +20,7 @@ from access_api.domain.access import Caller, Scope
 from access_api.domain.audit import SYSTEM, ActorKind
 from access_api.domain.invitations import Offer
 from access_api.domain.tenants import Tenant
-from access_api.domain.users import TwoFactor, User
+from access_api.domain.users import User
 from access_api.ids import new_id
 from access_api.pagination import Cursors
 from access_api.services.clock import FrozenClock
@@ -31,6 +31,7 @@ from access_api.services.webhooks import webhook_dispatcher
 from access_api.state import AppState
 from access_api.use_cases import Work, members
 from tests.conftest import settings_for
+from tests.people import new_person
 from tests.use_cases.scene import Scene, scene_over
 
 PASSWORD = "correct horse battery staple"
@@ -87,18 +88,7 @@ class Tree:
     async def member(self, *roles: str) -> User:
         """A member of the tree with these roles on the root (and below)."""
         work = self.work()
-        user = User(
-            id=new_id(),
-            email=f"user-{secrets.token_hex(4)}@example.com",
-            first_name="Test",
-            last_name="Member",
-            phone=None,
-            session_timeout_minutes=60,
-            two_factor=TwoFactor.DISABLED,
-            created_at=START,
-            updated_at=START,
-            last_login_at=None,
-        )
+        user = new_person(f"user-{secrets.token_hex(4)}@example.com", START, last_name="Member")
         await members.join(
             work,
             SYSTEM,

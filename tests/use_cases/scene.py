@@ -17,11 +17,11 @@ from access_api.domain.access import Caller, Scope
 from access_api.domain.audit import SYSTEM, ActorKind
 from access_api.domain.invitations import Offer
 from access_api.domain.tenants import Tenant
-from access_api.domain.users import TwoFactor, User
-from access_api.ids import new_id
+from access_api.domain.users import User
 from access_api.state import AppState
 from access_api.use_cases import Work, members
 from tests.conftest import settings_for
+from tests.people import new_person
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -79,18 +79,7 @@ class Scene:
 
 
 def person(email: str) -> User:
-    return User(
-        id=new_id(),
-        email=email,
-        first_name="Test",
-        last_name=email.split("@", maxsplit=1)[0],
-        phone=None,
-        session_timeout_minutes=60,
-        two_factor=TwoFactor.DISABLED,
-        created_at=NOW,
-        updated_at=NOW,
-        last_login_at=None,
-    )
+    return new_person(email, NOW)
 
 
 def caller_of(user: User) -> Caller:

@@ -11,24 +11,14 @@ from access_api.domain import recovery
 from access_api.domain.access import Caller
 from access_api.domain.audit import ActorKind
 from access_api.domain.errors import BulkRefused, EmailTaken, ValidationFailed
-from access_api.domain.users import TwoFactor, User
+from access_api.domain.users import User
+from tests.people import new_person
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def person(email: str = "ann@example.com") -> User:
-    return User(
-        id=uuid4(),
-        email=email,
-        first_name="Ann",
-        last_name="Example",
-        phone=None,
-        session_timeout_minutes=60,
-        two_factor=TwoFactor.DISABLED,
-        created_at=NOW,
-        updated_at=NOW,
-        last_login_at=None,
-    )
+    return new_person(email, NOW, first_name="Ann", last_name="Example")
 
 
 def caller_for(user: User) -> Caller:

@@ -10,24 +10,14 @@ import pytest
 from access_api.domain import users
 from access_api.domain.errors import EmailImmutable, ValidationFailed
 from access_api.domain.users import TwoFactor, User
+from tests.people import new_person
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 
 
 def ada() -> User:
-    return User(
-        id=uuid4(),
-        email="Ada@example.com",
-        first_name="Ada",
-        last_name="Lovelace",
-        phone=None,
-        session_timeout_minutes=60,
-        two_factor=TwoFactor.DISABLED,
-        created_at=NOW,
-        updated_at=NOW,
-        last_login_at=None,
-    )
+    return new_person("Ada@example.com", NOW, first_name="Ada", last_name="Lovelace")
 
 
 def codes(refusal: pytest.ExceptionInfo[ValidationFailed]) -> set[tuple[str, str]]:
