@@ -237,7 +237,7 @@ async def sized(
     and at --users, and the export at --users."""
     await at_small(args, url, msp, server, backend, report)
     await grow_large(args, url, msp)
-    await at_scale(args, msp, server, backend, report)
+    await at_scale(args, url, msp, server, backend, report)
 
 
 async def grow_large(args: argparse.Namespace, url: str, msp: Msp) -> None:
@@ -265,7 +265,12 @@ async def at_small(
 
 
 async def at_scale(
-    args: argparse.Namespace, msp: Msp, server: Any, backend: str, report: dict[str, Any]
+    args: argparse.Namespace,
+    url: str,
+    msp: Msp,
+    server: Any,
+    backend: str,
+    report: dict[str, Any],
 ) -> None:
     figures = report.setdefault(backend, {})
     figures["users"] = args.users
@@ -290,6 +295,7 @@ async def at_scale(
         figures["scim_cursor_p50_ratio"] = figures["scim_ratios"]["cursor"]["p50_ms"]
     if "export" in args.only:
         figures["export"] = await measures.export(server, msp, expected_rows=args.users)
+        figures["export_floor"] = await measures.export_floor(url, msp)
 
 
 async def sqlite_suite(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -303,7 +309,7 @@ async def sqlite_suite(args: argparse.Namespace, report: dict[str, Any]) -> None
         # SQLite keeps no statistics by itself: the server refreshes them at startup and hourly
         # (PostgreSQL's autovacuum does it there). Restarted, it plans with the grown tables.
         with ours(url) as server:
-            await at_scale(args, msp, server, "sqlite", report)
+            await at_scale(args, url, msp, server, "sqlite", report)
 
 
 async def peer_me() -> dict[str, Any]:
@@ -344,8 +350,20 @@ TARGETS = (
     ("sqlite.scim_p50_ratio", "<=", 1.5, "SCIM Users page p50 at --users / at 1k (SQLite)"),
     ("sqlite.scim_cursor_p50_ratio", "<=", 1.5, "  the same, a cursor page from the middle"),
     ("postgresql.export.rows_per_s", ">=", 145_000, "export rows/s (PostgreSQL)"),
+    (
+        "postgresql.export_floor.copy_alone_rows_per_s",
+        ">=",
+        145_000,
+        "  its floor: the same COPY alone, on asyncpg",
+    ),
     ("postgresql.export.rss_growth_mb", "<", 30, "export RSS growth MB (PostgreSQL)"),
     ("sqlite.export.rows_per_s", ">=", 145_000, "export rows/s (SQLite)"),
+    (
+        "sqlite.export_floor.query_alone_rows_per_s",
+        ">=",
+        145_000,
+        "  its floor: the same query alone, on sqlite3",
+    ),
     ("sqlite.export.rss_growth_mb", "<", 30, "export RSS growth MB (SQLite)"),
     ("login_storm.ratio_to_hash_ceiling", ">=", 0.9, "login storm / argon2id on two threads"),
     ("login_storm.healthz_p99_ms", "<", 50, "/healthz p99 during the storm (ms)"),
@@ -362,7 +380,8 @@ TARGETS = (
 
 
 # Figures printed after the table, each where the measures it quotes were run: the measures
-# it needs, and its text with their figures in it (str.format_map over the report).
+# it needs (dotted paths into the report), and its text with their figures in it
+# (str.format_map over the report).
 NOTES = (
     (
         ("login_storm",),
@@ -419,6 +438,20 @@ NOTES = (
         " server CPU {bulk_invitation_without_dispatcher[server_cpu_seconds]} s",
     ),
     (
+        ("postgresql.export_floor",),
+        "floor of the export on PostgreSQL (its COPY straight on asyncpg in the bench's process,"
+        " nothing else, the best of two): {postgresql[export_floor][copy_alone_rows_per_s]}"
+        " rows/s, against the service's {postgresql[export][rows_per_s]}",
+    ),
+    (
+        ("sqlite.export_floor",),
+        "floor of the export on SQLite (its query straight on sqlite3 in the bench's process,"
+        " the best of two): the rows alone {sqlite[export_floor][query_alone_rows_per_s]}"
+        " rows/s, with the service's line rendering"
+        " {sqlite[export_floor][query_and_lines_rows_per_s]} rows/s, against the service's"
+        " {sqlite[export][rows_per_s]}",
+    ),
+    (
         ("floor", "ceiling"),
         "floor of GET /v1/me, CPU ms: /healthz through the same app"
         " {floor[healthz_cpu_ms_per_request]}; the /v1/me statement alone"
@@ -440,7 +473,7 @@ def notes(report: dict[str, Any]) -> list[str]:
     return [
         text.format_map(report)
         for needs, text in NOTES
-        if all(measure in report for measure in needs)
+        if all(lookup(report, measure) is not None for measure in needs)
     ]
 
 

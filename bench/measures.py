@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ from access_api.db import create_engine
 from access_api.domain import access
 from access_api.domain.access import Caller
 from access_api.domain.audit import ActorKind
+from access_api.domain.users import EXPORT_COLUMNS
+from access_api.repositories import sqlite_csv
 from access_api.repositories.scoped import ScopedRepository
+from access_api.repositories.tenants import TenantRepository
+from access_api.repositories.users import UserRepository
 from access_api.services.keyring import Keyring
 from bench.harness import Load, Server, cpu_seconds, rss_sampler, wrk_async
 from bench.world import ADMIN_EMAIL, ADMIN_PASSWORD, Msp, settings_for
@@ -230,6 +235,71 @@ async def export(server: Server, msp: Msp, expected_rows: int) -> dict[str, Any]
         "rss_before_mb": round(rss_before, 1),
         "rss_growth_mb": round(max(rss) - rss_before, 1),
     }
+
+
+async def export_floor(url: str, msp: Msp, passes: int = 2) -> dict[str, Any]:
+    """The least an export of these rows can cost on this machine: the export's own query
+    (the service's SQL for the whole tree, every column) run straight on the driver in this
+    process, with nothing else: no HTTP, no session, no SQLAlchemy. On PostgreSQL its COPY,
+    its output counted and dropped; on SQLite the query's rows fetched in batches, then again
+    with the service's own line rendering (sqlite_csv) and encoding. The best of `passes`."""
+    engine = create_engine(settings_for(url))
+    try:
+        async with AsyncSession(engine) as session:
+            root = await TenantRepository(session).get(msp.root_id)
+            if root is None:
+                raise RuntimeError("the bench's MSP has no root tenant")
+            sql = UserRepository(session).export_sql(
+                root, columns=EXPORT_COLUMNS, ids=None, now=datetime.now(UTC)
+            )
+    finally:
+        await engine.dispose()
+    if url.startswith("postgresql"):
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        rates = [await _copy_alone(dsn, sql) for _ in range(passes)]
+        return {"copy_alone_rows_per_s": max(rates)}
+    path = url.split(":///", 1)[1]
+    alone, rendered = [], []
+    for _ in range(passes):
+        alone.append(await asyncio.to_thread(_sqlite_rows_per_s, path, sql, False))
+        rendered.append(await asyncio.to_thread(_sqlite_rows_per_s, path, sql, True))
+    return {"query_alone_rows_per_s": max(alone), "query_and_lines_rows_per_s": max(rendered)}
+
+
+async def _copy_alone(dsn: str, sql: str) -> int:
+    rows = 0
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal rows
+        rows += chunk.count(b"\n")
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        await connection.copy_from_query(sql, output=sink, format="csv", header=True)
+        elapsed = time.perf_counter() - started
+    finally:
+        await connection.close()
+    return round((rows - 1) / elapsed)
+
+
+def _sqlite_rows_per_s(path: str, sql: str, lines: bool, batch: int = 1000) -> int:
+    lines_of = sqlite_csv.lines_for(EXPORT_COLUMNS)
+    connection = sqlite3.connect(path)
+    try:
+        rows = 0
+        started = time.perf_counter()
+        cursor = connection.execute(sql)
+        while partition := cursor.fetchmany(batch):
+            rows += len(partition)
+            if lines:
+                rendered = lines_of(partition)
+                rendered.append("")
+                "\n".join(rendered).encode()
+        elapsed = time.perf_counter() - started
+    finally:
+        connection.close()
+    return round(rows / elapsed)
 
 
 async def permission_decision(

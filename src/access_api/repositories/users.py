@@ -263,6 +263,45 @@ class UserRepository:
         }
         return statement.order_by(users.c.email_key, users.c.id), fields
 
+    def export_sql(
+        self, context: Tenant, *, columns: Sequence[str], ids: Sequence[UUID] | None, now: datetime
+    ) -> str:
+        """The export's one query, as the database runs it: on PostgreSQL each cell rendered as
+        COPY writes it, on SQLite each cell as stored (sqlite_csv writes the line). Every
+        literal in it is a UUID, a time or a constant of ours: no caller text reaches the SQL.
+        The bench runs it straight on the driver, as the floor of the export."""
+        statement, fields = self._export_select(context, ids, now)
+        cells: dict[str, sa.ColumnElement[Any]]
+        if is_postgresql(self.session):
+            cells = {
+                "user_id": sa.cast(fields["id"], sa.Text),
+                "email": _neutralized(fields["email"]),
+                "first_name": _neutralized(fields["first_name"]),
+                "last_name": _neutralized(fields["last_name"]),
+                "created_at": _utc_text(fields["created_at"]),
+                "last_login_at": _utc_text(fields["last_login_at"]),
+            }
+        else:
+            # SQLite's cells leave the database as they are stored (text, no UUID or datetime
+            # built per row).
+            cells = {
+                "user_id": sa.type_coerce(fields["id"], sa.String),
+                "email": fields["email"],
+                "first_name": fields["first_name"],
+                "last_name": fields["last_name"],
+                "created_at": sa.type_coerce(fields["created_at"], sa.String),
+                "last_login_at": sa.type_coerce(fields["last_login_at"], sa.String),
+            }
+        cells["roles"] = fields["role_keys"]
+        cells["two_factor"] = fields["two_factor"]
+        cells["status"] = sa.case((fields["active"], "active"), else_="no_access")
+        query = statement.with_only_columns(*(cells[c].label(c) for c in columns))
+        return str(
+            query.compile(
+                dialect=self.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+
     async def export_csv(
         self,
         context: Tenant,
@@ -275,54 +314,22 @@ class UserRepository:
     ) -> AsyncGenerator[bytes, None]:
         """The CSV export (seed 003), streamed from one query (one snapshot) with memory flat
         whatever the number of users. PostgreSQL renders the CSV itself (COPY ... TO STDOUT),
-        at its own speed; SQLite's rows are rendered here. Both give the same bytes."""
-        statement, fields = self._export_select(context, ids, now)
+        at its own speed; SQLite's rows are rendered here, with COPY's rules (sqlite_csv). Both
+        give the same bytes."""
+        sql = self.export_sql(context, columns=columns, ids=ids, now=now)
         if is_postgresql(self.session):
-            rendered = {
-                "user_id": sa.cast(fields["id"], sa.Text),
-                "email": _neutralized(fields["email"]),
-                "first_name": _neutralized(fields["first_name"]),
-                "last_name": _neutralized(fields["last_name"]),
-                "roles": fields["role_keys"],
-                "two_factor": fields["two_factor"],
-                "status": sa.case((fields["active"], "active"), else_="no_access"),
-                "created_at": _utc_text(fields["created_at"]),
-                "last_login_at": _utc_text(fields["last_login_at"]),
-            }
-            query = statement.with_only_columns(*(rendered[c].label(c) for c in columns))
-            async with contextlib.aclosing(self._copy_csv(query, statement_seconds)) as copied:
-                async for chunk in copied:
-                    yield chunk
-            return
-        # SQLite's cells leave the database as they are stored (text, no UUID or datetime
-        # built per row) and sqlite_csv writes the lines, with COPY's rules.
-        cells = {
-            "user_id": sa.type_coerce(fields["id"], sa.String),
-            "email": fields["email"],
-            "first_name": fields["first_name"],
-            "last_name": fields["last_name"],
-            "roles": fields["role_keys"],
-            "two_factor": fields["two_factor"],
-            "status": sa.case((fields["active"], "active"), else_="no_access"),
-            "created_at": sa.type_coerce(fields["created_at"], sa.String),
-            "last_login_at": sa.type_coerce(fields["last_login_at"], sa.String),
-        }
-        query = statement.with_only_columns(*(cells[c].label(c) for c in columns))
-        async with contextlib.aclosing(self._sqlite_csv(query, columns, batch)) as lines:
-            async for chunk in lines:
+            stream = self._copy_csv(sql, statement_seconds)
+        else:
+            stream = self._sqlite_csv(sql, columns, batch)
+        async with contextlib.aclosing(stream) as chunks:
+            async for chunk in chunks:
                 yield chunk
 
     async def _sqlite_csv(
-        self, query: sa.Select[Any], columns: Sequence[str], batch: int
+        self, sql: str, columns: Sequence[str], batch: int
     ) -> AsyncGenerator[bytes, None]:
         """Straight from the driver's cursor, in batches: SQLAlchemy's rows would add nothing
         but their cost."""
-        # Every literal here is a UUID, a time or a constant of ours: no caller text.
-        sql = str(
-            query.compile(
-                dialect=self.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
         connection = await self.session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
         if driver is None:
@@ -338,17 +345,9 @@ class UserRepository:
         finally:
             await cursor.close()
 
-    async def _copy_csv(
-        self, query: sa.Select[Any], statement_seconds: float
-    ) -> AsyncGenerator[bytes, None]:
+    async def _copy_csv(self, sql: str, statement_seconds: float) -> AsyncGenerator[bytes, None]:
         """Stream COPY's output through a small queue: when the client reads slowly, the queue
         fills, asyncpg stops reading, and PostgreSQL waits; nothing piles up in memory."""
-        # Every literal here is a UUID or a time of ours: no caller text reaches the SQL.
-        sql = str(
-            query.compile(
-                dialect=self.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
         connection = await self.session.connection()
         # An export is one long statement by design: the per-statement timeout that turns a
         # stalled database into a quick 503 would cut it off, so it gets its own bound.
