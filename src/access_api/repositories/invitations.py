@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -9,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +19,8 @@ from access_api.domain.errors import InvitationExists
 from access_api.domain.invitations import Invitation, InvitationStatus, Invited, Inviter, Offer
 from access_api.domain.users import email_key
 from access_api.ids import new_id
-from access_api.repositories.bulk import insert_rows, update_rows
-from access_api.repositories.dialect import insert, is_postgresql
+from access_api.repositories.bulk import insert_rows, many, unnested, update_rows
+from access_api.repositories.dialect import is_postgresql
 from access_api.repositories.orm import (
     invitation_grant_roles,
     invitation_grants,
@@ -291,20 +292,12 @@ class InvitationRepository:
         pending (tenant, email) decides races: a second pending invitation is refused."""
         if not created:
             return
-        statement = (
-            insert(self.session, invitations)
-            .on_conflict_do_nothing(
-                index_elements=["tenant_id", "email_key"], index_where=_PENDING_INDEX
-            )
-            .returning(invitations.c.email_key)
-        )
-        inserted = set(
-            (
-                await self.session.execute(
-                    statement, [_values(inv) | {"token_hash": digest} for inv, digest in created]
-                )
-            ).scalars()
-        )
+        rows = [_values(inv) | {"token_hash": digest} for inv, digest in created]
+        if is_postgresql(self.session):
+            found = await self.session.execute(_insert_pending(tuple(rows[0])), many(rows))
+        else:
+            found = await self.session.execute(_INSERT_PENDING_SQLITE, rows)
+        inserted = set(found.scalars())
         lost = [inv.email for inv, _ in created if inv.email_key not in inserted]
         if lost:
             raise InvitationExists(
@@ -427,6 +420,28 @@ class InvitationRepository:
             .where(invitations.c.id == invitation_id)
             .values(accepted_user_id=user_id)
         )
+
+
+@functools.cache
+def _insert_pending(names: tuple[str, ...]) -> sa.Insert:
+    """New invitations, one array per column (bulk.unnested); one the partial unique index on
+    pending (tenant, email) refuses is skipped, and missing from the emails returned."""
+    return (
+        postgresql.insert(invitations)
+        .from_select(list(names), unnested(invitations, names))
+        .on_conflict_do_nothing(
+            index_elements=["tenant_id", "email_key"], index_where=_PENDING_INDEX
+        )
+        .returning(invitations.c.email_key)
+    )
+
+
+# SQLite: the rows as a list of parameters (SQLAlchemy's insertmanyvalues, bulk.insert_rows).
+_INSERT_PENDING_SQLITE = (
+    sqlite.insert(invitations)
+    .on_conflict_do_nothing(index_elements=["tenant_id", "email_key"], index_where=_PENDING_INDEX)
+    .returning(invitations.c.email_key)
+)
 
 
 def _values(invitation: Invitation) -> dict[str, Any]:
